@@ -1,0 +1,152 @@
+//! Startup hygiene: remove anchors of dead processes and registry rows of dead agents.
+//!
+//! Safe to run by many processes at once: a file a sibling reaper removed first counts as
+//! done, symlinks are never followed or deleted, and only `active-session-<pid>` names
+//! with pid > 0 are ever considered.
+
+use crate::core::identity::anchor::{self, StaleReason};
+use crate::core::identity::Probe;
+use crate::core::liveness::{self, Policy, Verdict};
+use crate::core::paths::ProjectPaths;
+use crate::core::store::Store;
+use anyhow::Result;
+use std::fs;
+use std::io::ErrorKind;
+use std::path::PathBuf;
+
+/// What one reap found and did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Report {
+    /// Stale anchors removed (or, in a dry run, that would be).
+    pub anchors_reaped: Vec<Reaped>,
+    /// Valid anchors left alone.
+    pub anchors_kept: usize,
+    /// Files that are not per-pid anchors (legacy file, symlinks, other names).
+    pub ignored: usize,
+    /// Registry rows removed because their agent process is provably dead.
+    pub rows_reaped: Vec<String>,
+    pub dry_run: bool,
+}
+
+/// One stale thing and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Reaped {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+impl Report {
+    /// The one log line the design fixes.
+    pub fn log_line(&self) -> String {
+        let verb = if self.dry_run { "would reap" } else { "reaped" };
+        let mut s = format!(
+            "[orchestrator] startup hygiene: {verb} {} stale active-session-<pid> file(s)",
+            self.anchors_reaped.len()
+        );
+        if !self.rows_reaped.is_empty() {
+            s.push_str(&format!(
+                " and {} dead session row(s)",
+                self.rows_reaped.len()
+            ));
+        }
+        s
+    }
+}
+
+/// Judges every per-pid anchor in the state dir; removes stale ones unless `dry_run`.
+pub fn reap_anchors(paths: &ProjectPaths, probe: &dyn Probe, dry_run: bool) -> Result<Report> {
+    let mut report = Report {
+        dry_run,
+        ..Report::default()
+    };
+    let entries = match fs::read_dir(&paths.state_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(report),
+        Err(e) => {
+            return Err(anyhow::anyhow!(
+                "cannot list {}: {e}; check permissions of the state dir",
+                paths.state_dir.display()
+            ))
+        }
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(anchor::parse_anchor_name) else {
+            report.ignored += 1;
+            continue;
+        };
+        let path = entry.path();
+        // Never follow or delete through a symlink; it may point out of the state dir.
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_symlink() || !m.is_file() => {
+                report.ignored += 1;
+                continue;
+            }
+            Ok(_) => {}
+            Err(_) => continue, // a sibling reaper removed it first
+        }
+        let reason = match anchor::read_anchor(&path) {
+            Ok((content, mtime)) => match anchor::judge(pid, &content, mtime, probe) {
+                Ok(()) => None,
+                Err(r) => Some(r.to_string()),
+            },
+            Err(e) => {
+                if !path.exists() {
+                    continue;
+                }
+                // Corrupt content: stale only if its process is gone; a live agent's
+                // anchor is rewritten by its next SessionStart.
+                match probe.process(pid) {
+                    None => Some(format!("{} (and unreadable: {e:#})", StaleReason::DeadPid)),
+                    Some(_) => None,
+                }
+            }
+        };
+        match reason {
+            None => report.anchors_kept += 1,
+            Some(reason) => {
+                if !dry_run {
+                    match fs::remove_file(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == ErrorKind::NotFound => {}
+                        Err(e) => {
+                            return Err(anyhow::anyhow!(
+                                "cannot remove stale anchor {}: {e}; check permissions",
+                                path.display()
+                            ))
+                        }
+                    }
+                }
+                report.anchors_reaped.push(Reaped { path, reason });
+            }
+        }
+    }
+    report.anchors_reaped.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(report)
+}
+
+/// Deletes rows whose agent process is provably dead (process gone, pid reused, or host
+/// rebooted). Heartbeat-only rows are left: their absence of a process proves nothing.
+pub fn reap_rows(store: &Store, probe: &dyn Probe, dry_run: bool) -> Result<Vec<String>> {
+    let now = crate::core::clock::now_ms();
+    let mut dead = Vec::new();
+    for row in store.all_sessions()? {
+        let v = liveness::verdict(&row, now, probe, Policy::default());
+        if matches!(v, Verdict::DeadProcess | Verdict::Rebooted) {
+            if !dry_run {
+                store.remove(&row.session_id)?;
+            }
+            dead.push(row.session_id);
+        }
+    }
+    Ok(dead)
+}
+
+/// Anchors and rows together, as `serve` start and `gc` run it.
+pub fn reap(paths: &ProjectPaths, store: Option<&Store>, probe: &dyn Probe, dry_run: bool) -> Result<Report> {
+    let mut report = reap_anchors(paths, probe, dry_run)?;
+    if let Some(store) = store {
+        report.rows_reaped = reap_rows(store, probe, dry_run)?;
+    }
+    Ok(report)
+}

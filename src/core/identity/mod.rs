@@ -1,0 +1,12 @@
+//! Who a session is: validated ids, process facts, anchors, the harness's own session
+//! file, and the resolver that ranks them as evidence.
+
+pub mod anchor;
+pub mod harness;
+pub mod process;
+pub mod resolver;
+pub mod session_id;
+
+pub use process::{AgentProcess, ProcInfo, Probe, SystemProbe};
+pub use resolver::{Evidence, Resolved};
+pub use session_id::SessionId;

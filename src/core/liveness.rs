@@ -1,0 +1,133 @@
+//! Who is live, and who a caller's siblings are.
+//!
+//! For a row owned by a process on this host the process is the truth (alive with the
+//! recorded start time = live, however old the heartbeat); elsewhere the heartbeat is.
+
+use crate::core::identity::process::host_id;
+use crate::core::identity::{AgentProcess, Probe};
+use crate::core::store::SessionRow;
+use std::collections::HashSet;
+
+/// Default heartbeat interval of a server.
+pub const HEARTBEAT_MS: i64 = 30_000;
+/// Default age after which a heartbeat-only row is stale.
+pub const STALE_AFTER_MS: i64 = 90_000;
+
+/// Liveness thresholds.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub stale_after_ms: i64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            stale_after_ms: STALE_AFTER_MS,
+        }
+    }
+}
+
+impl Policy {
+    /// `ORCHESTRATOR_STALE_SECS` overrides the 90 s default.
+    pub fn from_env() -> Self {
+        std::env::var("ORCHESTRATOR_STALE_SECS")
+            .ok()
+            .and_then(|v| v.parse::<i64>().ok())
+            .filter(|v| *v > 0)
+            .map(|s| Self {
+                stale_after_ms: s * 1000,
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Why a row is or is not live; `doctor` and `status --all` print it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    LiveProcess,
+    LiveHeartbeat,
+    DeadProcess,
+    Rebooted,
+    StaleHeartbeat,
+}
+
+impl Verdict {
+    pub fn is_live(self) -> bool {
+        matches!(self, Self::LiveProcess | Self::LiveHeartbeat)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LiveProcess => "live (agent process running)",
+            Self::LiveHeartbeat => "live (fresh heartbeat)",
+            Self::DeadProcess => "dead (agent process gone or pid reused)",
+            Self::Rebooted => "dead (host rebooted since)",
+            Self::StaleHeartbeat => "stale (no heartbeat within the threshold)",
+        }
+    }
+}
+
+/// Judges one row.
+pub fn verdict(row: &SessionRow, now_ms: i64, probe: &dyn Probe, policy: Policy) -> Verdict {
+    if let Some(a) = row.local_agent() {
+        return if probe.is_alive(a.pid, a.start_ticks) {
+            Verdict::LiveProcess
+        } else {
+            Verdict::DeadProcess
+        };
+    }
+    let h = host_id();
+    if row.agent_pid.is_some()
+        && row.host.as_deref() == Some(h.host.as_str())
+        && row.boot_id.as_deref() != Some(h.boot_id.as_str())
+    {
+        return Verdict::Rebooted;
+    }
+    if now_ms - row.heartbeat_ms() <= policy.stale_after_ms {
+        Verdict::LiveHeartbeat
+    } else {
+        Verdict::StaleHeartbeat
+    }
+}
+
+/// The live rows among `rows`.
+pub fn live(rows: Vec<SessionRow>, now_ms: i64, probe: &dyn Probe, policy: Policy) -> Vec<SessionRow> {
+    rows.into_iter()
+        .filter(|r| verdict(r, now_ms, probe, policy).is_live())
+        .collect()
+}
+
+/// Who is asking: its id, every id its server has held, and its agent process.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    pub id: Option<String>,
+    pub self_ids: HashSet<String>,
+    pub agent: Option<AgentProcess>,
+}
+
+impl Caller {
+    pub fn new(id: Option<&str>, agent: Option<AgentProcess>) -> Self {
+        Self {
+            id: id.map(str::to_string),
+            self_ids: HashSet::new(),
+            agent,
+        }
+    }
+
+    /// True when `row` is the caller itself by any of the three rules.
+    pub fn is_self(&self, row: &SessionRow) -> bool {
+        if self.id.as_deref() == Some(row.session_id.as_str()) || self.self_ids.contains(&row.session_id) {
+            return true;
+        }
+        match (self.agent, row.local_agent()) {
+            (Some(me), Some(owner)) => me == owner,
+            _ => false,
+        }
+    }
+}
+
+/// Live rows minus the caller, whatever drift happened. The full list: truncation is the
+/// renderer's job, and it always states the true total.
+pub fn siblings<'a>(live_rows: &'a [SessionRow], caller: &Caller) -> Vec<&'a SessionRow> {
+    live_rows.iter().filter(|r| !caller.is_self(r)).collect()
+}

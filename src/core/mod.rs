@@ -1,0 +1,9 @@
+//! The engine every front door shares: paths, identity, store, liveness, hygiene, render.
+
+pub mod clock;
+pub mod hygiene;
+pub mod identity;
+pub mod liveness;
+pub mod paths;
+pub mod render;
+pub mod store;

@@ -1,0 +1,130 @@
+//! Where a project's state lives: root resolution and the `.orchestrator-state` layout.
+
+use anyhow::{bail, Context, Result};
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+/// Name of the per-project state directory.
+pub const STATE_DIR: &str = ".orchestrator-state";
+/// Prefix of per-agent-process identity anchors.
+pub const ANCHOR_PREFIX: &str = "active-session-";
+/// The legacy single-file anchor (last writer wins; weakest evidence).
+pub const LEGACY_ANCHOR: &str = "active-session";
+
+/// The resolved project root and the files under its state directory.
+#[derive(Debug, Clone)]
+pub struct ProjectPaths {
+    pub root: PathBuf,
+    pub state_dir: PathBuf,
+}
+
+impl ProjectPaths {
+    /// Root = `ORCHESTRATOR_PROJECT_ROOT` > `CLAUDE_PROJECT_DIR` > the working directory.
+    pub fn resolve() -> Result<Self> {
+        let from_env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let root = match from_env("ORCHESTRATOR_PROJECT_ROOT").or_else(|| from_env("CLAUDE_PROJECT_DIR")) {
+            Some(p) => p,
+            None => std::env::current_dir()
+                .context("cannot read the working directory: set ORCHESTRATOR_PROJECT_ROOT to the project")?,
+        };
+        Self::from_root(&root)
+    }
+
+    /// Lays out the state paths for `root`, refusing a root inside a plugin cache.
+    pub fn from_root(root: &Path) -> Result<Self> {
+        let root = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+        if is_in_plugin_cache(&root) {
+            bail!(
+                "project root {} is inside a Claude Code plugin cache (.claude/plugins/cache); \
+                 set ORCHESTRATOR_PROJECT_ROOT or CLAUDE_PROJECT_DIR to your project",
+                root.display()
+            );
+        }
+        let state_dir = root.join(STATE_DIR);
+        Ok(Self { root, state_dir })
+    }
+
+    /// Creates the state dir (0700) with a `.gitignore` of `*`; idempotent.
+    pub fn ensure_state_dir(&self) -> Result<()> {
+        if !self.state_dir.is_dir() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.state_dir)
+                .with_context(|| {
+                    format!(
+                        "cannot create state dir {}: check that the project directory is writable",
+                        self.state_dir.display()
+                    )
+                })?;
+            // The umask may have widened the mode; state holds session ids, keep it private.
+            let _ = fs::set_permissions(&self.state_dir, fs::Permissions::from_mode(0o700));
+        }
+        let gi = self.state_dir.join(".gitignore");
+        if !gi.exists() {
+            fs::write(&gi, "*\n").with_context(|| {
+                format!("cannot write {}: check permissions of the state dir", gi.display())
+            })?;
+        }
+        Ok(())
+    }
+
+    pub fn db_dir(&self) -> PathBuf {
+        self.state_dir.join("agent-channel")
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.db_dir().join("agent_channel.db")
+    }
+
+    pub fn anchor_path(&self, pid: i32) -> PathBuf {
+        self.state_dir.join(format!("{ANCHOR_PREFIX}{pid}"))
+    }
+
+    pub fn legacy_anchor_path(&self) -> PathBuf {
+        self.state_dir.join(LEGACY_ANCHOR)
+    }
+}
+
+/// True when `path` lies under a `.claude/plugins/cache` directory.
+pub fn is_in_plugin_cache(path: &Path) -> bool {
+    let parts: Vec<&std::ffi::OsStr> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    parts
+        .windows(3)
+        .any(|w| w[0] == ".claude" && w[1] == "plugins" && w[2] == "cache")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_cache_is_refused() {
+        assert!(is_in_plugin_cache(Path::new("/home/u/.claude/plugins/cache/x/y")));
+        assert!(!is_in_plugin_cache(Path::new("/home/u/.claude/plugins/x")));
+        let err = ProjectPaths::from_root(Path::new("/nonexistent/.claude/plugins/cache/p"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("ORCHESTRATOR_PROJECT_ROOT"), "{err}");
+    }
+
+    #[test]
+    fn state_dir_is_private_and_ignored() -> Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let p = ProjectPaths::from_root(tmp.path())?;
+        p.ensure_state_dir()?;
+        p.ensure_state_dir()?;
+        let mode = fs::metadata(&p.state_dir)?.permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        assert_eq!(fs::read_to_string(p.state_dir.join(".gitignore"))?, "*\n");
+        Ok(())
+    }
+}

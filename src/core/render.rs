@@ -1,0 +1,109 @@
+//! The text blocks agents and people read. Pure functions of their inputs.
+
+use crate::core::clock;
+use crate::core::store::SessionRow;
+
+/// Siblings listed in full before the block says how many more there are.
+pub const MAX_SHOWN: usize = 8;
+/// Longest task text shown in a roster line.
+const TASK_CHARS: usize = 80;
+
+/// A sibling as the block shows it: its row plus the files it touched recently.
+#[derive(Debug, Clone)]
+pub struct SiblingView<'a> {
+    pub row: &'a SessionRow,
+    pub files: Vec<String>,
+}
+
+/// `SA-1a2b3c4d` — how a session is addressed and named in text.
+pub fn handle(row: &SessionRow) -> String {
+    format!("SA-{}", row.id8)
+}
+
+fn clip(s: &str, n: usize) -> String {
+    let flat: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if flat.chars().count() <= n {
+        flat
+    } else {
+        let mut t: String = flat.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// One roster line: handle, name, role, task, turn state, last seen, files.
+pub fn session_line(row: &SessionRow, files: &[String], now_ms: i64) -> String {
+    let mut s = format!("- {}", handle(row));
+    if let Some(n) = row.name.as_deref().filter(|n| !n.is_empty()) {
+        s.push_str(&format!(" \"{}\"", clip(n, 40)));
+    }
+    s.push_str(&format!(" ({})", row.role));
+    match row.current_task.as_deref().filter(|t| !t.is_empty()) {
+        Some(t) => s.push_str(&format!(" — {}", clip(t, TASK_CHARS))),
+        None => s.push_str(" — (no task set)"),
+    }
+    if let (Some(a), Some(since)) = (row.activity.as_deref(), row.activity_since.as_deref()) {
+        if let Some(ms) = clock::parse_iso(since) {
+            s.push_str(&format!(" · {a} {}", clock::age(now_ms - ms)));
+        }
+    }
+    s.push_str(&format!(
+        " · seen {} ago",
+        clock::age(now_ms - row.heartbeat_ms())
+    ));
+    if !files.is_empty() {
+        let shown: Vec<&str> = files.iter().take(5).map(String::as_str).collect();
+        s.push_str(&format!(" · files: {}", shown.join(", ")));
+        if files.len() > shown.len() {
+            s.push_str(&format!(" (+{})", files.len() - shown.len()));
+        }
+    }
+    s
+}
+
+/// The sibling block; empty when there are no siblings. Never truncates silently.
+pub fn sibling_block(siblings: &[SiblingView<'_>], now_ms: i64) -> String {
+    let total = siblings.len();
+    if total == 0 {
+        return String::new();
+    }
+    let noun = if total == 1 { "session" } else { "sessions" };
+    let mut out = if total > MAX_SHOWN {
+        format!(
+            "[orchestrator] {MAX_SHOWN} of {total} sibling {noun} shown ({} more):\n",
+            total - MAX_SHOWN
+        )
+    } else {
+        format!("[orchestrator] {total} sibling {noun} active:\n")
+    };
+    for v in siblings.iter().take(MAX_SHOWN) {
+        out.push_str(&session_line(v.row, &v.files, now_ms));
+        out.push('\n');
+    }
+    out
+}
+
+/// A stable fingerprint of what the block would say (ids, names, roles, tasks, files), so
+/// a hook can skip repeating an unchanged roster. Ages are left out on purpose.
+pub fn roster_fingerprint(siblings: &[SiblingView<'_>]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |s: &str| {
+        for b in s.bytes().chain(std::iter::once(0xff)) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for v in siblings {
+        feed(&v.row.session_id);
+        feed(v.row.name.as_deref().unwrap_or(""));
+        feed(&v.row.role);
+        feed(v.row.current_task.as_deref().unwrap_or(""));
+        for f in &v.files {
+            feed(f);
+        }
+    }
+    format!("{h:016x}:{}", siblings.len())
+}

@@ -1,0 +1,108 @@
+//! The SQLite store: the one source of truth for sessions, touches and messages.
+//!
+//! Kept behind this narrow type so another backend (PostgreSQL for multi-host fleets) can
+//! replace it; callers never see SQL.
+
+mod migrations;
+pub mod sessions;
+pub mod touches;
+
+use crate::core::paths::ProjectPaths;
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OpenFlags};
+use std::os::unix::fs::DirBuilderExt;
+use std::time::Duration;
+
+pub use sessions::{Registration, SessionRow};
+
+/// How long a writer waits for another writer before giving up.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An open store; one connection, used from one thread at a time.
+pub struct Store {
+    pub(crate) conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the project's database and brings its schema up to date.
+    pub fn open(paths: &ProjectPaths) -> Result<Self> {
+        paths.ensure_state_dir()?;
+        let dir = paths.db_dir();
+        if !dir.is_dir() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .with_context(|| format!("cannot create {}: check permissions", dir.display()))?;
+        }
+        let db = paths.db_path();
+        let conn = Connection::open_with_flags(
+            &db,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("cannot open database {}", db.display()))?;
+        Self::from_connection(conn).map_err(|e| explain(e, &db))
+    }
+
+    /// An in-memory store for tests and benches.
+    pub fn open_in_memory() -> Result<Self> {
+        Self::from_connection(Connection::open_in_memory()?)
+    }
+
+    fn from_connection(conn: Connection) -> Result<Self> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // WAL persists in the file; asking again is a cheap no-op once set.
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        let _ = mode;
+        conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
+        let mut store = Self { conn };
+        migrations::migrate(&mut store.conn)?;
+        Ok(store)
+    }
+
+    /// `PRAGMA quick_check`: "ok" or the first problems found.
+    pub fn quick_check(&self) -> Result<String> {
+        let mut stmt = self.conn.prepare("PRAGMA quick_check")?;
+        let rows: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows.join("; "))
+    }
+
+    /// The schema version this database is at.
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+}
+
+/// Turns SQLite's terse errors into one line that names the file and the fix.
+fn explain(e: anyhow::Error, db: &std::path::Path) -> anyhow::Error {
+    let msg = format!("{e:#}");
+    if msg.contains("not a database") || msg.contains("malformed") {
+        anyhow::anyhow!(
+            "database {} is corrupt ({msg}); move it aside (mv it to a .bak name) and run again, \
+             or run `orchestrator doctor`",
+            db.display()
+        )
+    } else if msg.contains("locked") || msg.contains("busy") {
+        anyhow::anyhow!(
+            "database {} stayed locked for {}s ({msg}); another process holds a write lock, retry",
+            db.display(),
+            BUSY_TIMEOUT.as_secs()
+        )
+    } else if msg.contains("readonly") || msg.contains("read-only") {
+        anyhow::anyhow!(
+            "database {} is read-only ({msg}); make the state dir writable",
+            db.display()
+        )
+    } else {
+        anyhow::anyhow!("database {}: {msg}", db.display())
+    }
+}
+
+/// Wraps a store error the same way for operations after open.
+pub fn describe(e: anyhow::Error, paths: &ProjectPaths) -> anyhow::Error {
+    explain(e, &paths.db_path())
+}

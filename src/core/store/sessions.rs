@@ -1,0 +1,400 @@
+//! Registry operations. The rule that makes drift impossible lives here: an agent process
+//! owns at most one row, and registering a new id for it *moves* the row in one transaction.
+
+use super::Store;
+use crate::core::clock;
+use crate::core::identity::process::host_id;
+use crate::core::identity::{AgentProcess, Evidence, SessionId};
+use anyhow::Result;
+use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
+
+/// One registry row.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SessionRow {
+    pub session_id: String,
+    pub id8: String,
+    pub role: String,
+    pub name: Option<String>,
+    pub started_at: String,
+    pub last_heartbeat_at: String,
+    pub current_task: Option<String>,
+    pub kind: Option<String>,
+    pub agent_pid: Option<i32>,
+    pub agent_started_at: Option<u64>,
+    pub server_pid: Option<i32>,
+    #[serde(skip)]
+    pub server_token: Option<String>,
+    pub host: Option<String>,
+    #[serde(skip)]
+    pub boot_id: Option<String>,
+    pub evidence: Option<String>,
+    pub activity: Option<String>,
+    pub activity_since: Option<String>,
+    pub last_tool: Option<String>,
+    #[serde(skip)]
+    pub roster_hash: Option<String>,
+}
+
+impl SessionRow {
+    /// The agent process that owns this row, if it is on this host and boot.
+    pub fn local_agent(&self) -> Option<AgentProcess> {
+        let h = host_id();
+        if self.host.as_deref() != Some(h.host.as_str())
+            || self.boot_id.as_deref() != Some(h.boot_id.as_str())
+        {
+            return None;
+        }
+        Some(AgentProcess {
+            pid: self.agent_pid?,
+            start_ticks: self.agent_started_at?,
+        })
+    }
+
+    /// Heartbeat as epoch ms (0 when unparseable, which reads as ancient).
+    pub fn heartbeat_ms(&self) -> i64 {
+        clock::parse_iso(&self.last_heartbeat_at).unwrap_or(0)
+    }
+}
+
+const COLS: &str = "session_id, id8, role, name, started_at, last_heartbeat_at, current_task, kind,
+    agent_pid, agent_started_at, server_pid, server_token, host, boot_id, evidence, activity,
+    activity_since, last_tool, roster_hash";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
+    Ok(SessionRow {
+        session_id: r.get(0)?,
+        id8: r.get(1)?,
+        role: r.get::<_, Option<String>>(2)?.unwrap_or_else(|| "subordinate".into()),
+        name: r.get(3)?,
+        started_at: r.get(4)?,
+        last_heartbeat_at: r.get(5)?,
+        current_task: r.get(6)?,
+        kind: r.get(7)?,
+        agent_pid: r.get(8)?,
+        agent_started_at: r.get::<_, Option<i64>>(9)?.map(|v| v as u64),
+        server_pid: r.get(10)?,
+        server_token: r.get(11)?,
+        host: r.get(12)?,
+        boot_id: r.get(13)?,
+        evidence: r.get(14)?,
+        activity: r.get(15)?,
+        activity_since: r.get(16)?,
+        last_tool: r.get(17)?,
+        roster_hash: r.get(18)?,
+    })
+}
+
+/// What a hook or server says about a session when registering it.
+#[derive(Debug, Clone)]
+pub struct Registration<'a> {
+    pub id: &'a SessionId,
+    pub evidence: Evidence,
+    pub agent: Option<AgentProcess>,
+    pub role: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub kind: Option<&'a str>,
+    /// `(server pid, instance token)` when a server registers; hooks pass `None`.
+    pub server: Option<(i32, &'a str)>,
+}
+
+impl<'a> Registration<'a> {
+    pub fn new(id: &'a SessionId, evidence: Evidence) -> Self {
+        Self {
+            id,
+            evidence,
+            agent: None,
+            role: None,
+            name: None,
+            kind: None,
+            server: None,
+        }
+    }
+}
+
+/// What registering changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Registered {
+    /// Ids whose rows the same agent process held and that were moved to the new id.
+    pub moved_from: Vec<String>,
+    pub created: bool,
+}
+
+impl Store {
+    /// Upserts `reg.id` with a fresh heartbeat; any other row owned by the same agent
+    /// process is deleted in the same transaction (its name, role and server carry over).
+    pub fn register(&mut self, reg: &Registration<'_>) -> Result<Registered> {
+        let now = clock::iso(clock::now_ms());
+        let h = host_id();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut out = Registered::default();
+        let mut carried: Option<SessionRow> = None;
+        if let Some(a) = reg.agent {
+            let olds: Vec<SessionRow> = {
+                let mut stmt = tx.prepare_cached(&format!(
+                    "SELECT {COLS} FROM sessions WHERE host=?1 AND boot_id=?2 AND agent_pid=?3
+                     AND agent_started_at=?4 AND session_id<>?5"
+                ))?;
+                let rows = stmt
+                    .query_map(
+                        params![h.host, h.boot_id, a.pid, a.start_ticks as i64, reg.id.as_str()],
+                        from_row,
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                rows
+            };
+            for old in olds {
+                tx.execute("DELETE FROM sessions WHERE session_id=?1", [&old.session_id])?;
+                out.moved_from.push(old.session_id.clone());
+                carried = Some(old);
+            }
+        }
+        let existing: Option<SessionRow> = tx
+            .query_row(
+                &format!("SELECT {COLS} FROM sessions WHERE session_id=?1"),
+                [reg.id.as_str()],
+                from_row,
+            )
+            .optional()?;
+        let evidence = existing
+            .as_ref()
+            .and_then(|e| e.evidence.as_deref().and_then(Evidence::parse))
+            .filter(|prev| *prev > reg.evidence && existing_owner_matches(existing.as_ref(), reg))
+            .unwrap_or(reg.evidence);
+        let base = existing.as_ref().or(carried.as_ref());
+        let pick = |new: Option<&str>, old: Option<&String>| -> Option<String> {
+            new.map(str::to_string).or_else(|| old.cloned())
+        };
+        let role = pick(reg.role, base.map(|b| &b.role)).unwrap_or_else(|| "subordinate".into());
+        let name = pick(reg.name, base.and_then(|b| b.name.as_ref()));
+        let kind = pick(reg.kind, base.and_then(|b| b.kind.as_ref()));
+        let (server_pid, server_token) = match reg.server {
+            Some((pid, tok)) => (Some(pid), Some(tok.to_string())),
+            None => (
+                base.and_then(|b| b.server_pid),
+                base.and_then(|b| b.server_token.clone()),
+            ),
+        };
+        let (agent_pid, agent_start, host, boot) = match reg.agent {
+            Some(a) => (
+                Some(a.pid),
+                Some(a.start_ticks as i64),
+                Some(h.host.clone()),
+                Some(h.boot_id.clone()),
+            ),
+            None => match existing.as_ref() {
+                Some(e) => (
+                    e.agent_pid,
+                    e.agent_started_at.map(|v| v as i64),
+                    e.host.clone(),
+                    e.boot_id.clone(),
+                ),
+                None => (None, None, Some(h.host.clone()), Some(h.boot_id.clone())),
+            },
+        };
+        // Another id may hold this owner slot only if it is this very row (checked above);
+        // the unique index makes a second owner row impossible.
+        if existing.is_some() {
+            tx.execute(
+                "UPDATE sessions SET role=?2, name=?3, kind=?4, last_heartbeat_at=?5,
+                   agent_pid=?6, agent_started_at=?7, host=?8, boot_id=?9, server_pid=?10,
+                   server_token=?11, evidence=?12
+                 WHERE session_id=?1",
+                params![
+                    reg.id.as_str(),
+                    role,
+                    name,
+                    kind,
+                    now,
+                    agent_pid,
+                    agent_start,
+                    host,
+                    boot,
+                    server_pid,
+                    server_token,
+                    evidence.as_str()
+                ],
+            )?;
+        } else {
+            // A row of a *different* agent process may own this slot only if that agent is
+            // this one, which the move above already cleared.
+            tx.execute(
+                "INSERT INTO sessions (session_id, id8, role, name, started_at, last_heartbeat_at,
+                   current_task, kind, agent_pid, agent_started_at, server_pid, server_token, host,
+                   boot_id, evidence, activity, activity_since)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, NULL, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'idle', ?5)",
+                params![
+                    reg.id.as_str(),
+                    reg.id.id8(),
+                    role,
+                    name,
+                    now,
+                    kind,
+                    agent_pid,
+                    agent_start,
+                    server_pid,
+                    server_token,
+                    host,
+                    boot,
+                    evidence.as_str()
+                ],
+            )?;
+            out.created = true;
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Moves `old`'s row to `reg.id` (delete + upsert + heartbeat, one transaction).
+    /// Same id is a no-op beyond the heartbeat.
+    pub fn rebind(&mut self, old: &str, reg: &Registration<'_>) -> Result<Registered> {
+        if old == reg.id.as_str() {
+            self.heartbeat(old)?;
+            return Ok(Registered::default());
+        }
+        let carried = self.get(old)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute("DELETE FROM sessions WHERE session_id=?1", [old])?;
+        tx.commit()?;
+        let mut reg2 = reg.clone();
+        if let Some(c) = carried.as_ref() {
+            reg2.role = reg2.role.or(Some(c.role.as_str()));
+            reg2.name = reg2.name.or(c.name.as_deref());
+            reg2.kind = reg2.kind.or(c.kind.as_deref());
+        }
+        let mut out = self.register(&reg2)?;
+        if carried.is_some() && !out.moved_from.iter().any(|m| m == old) {
+            out.moved_from.push(old.to_string());
+        }
+        Ok(out)
+    }
+
+    /// Refreshes `id`'s heartbeat; false when the row does not exist.
+    pub fn heartbeat(&self, id: &str) -> Result<bool> {
+        let n = self.conn.execute(
+            "UPDATE sessions SET last_heartbeat_at=?2 WHERE session_id=?1",
+            params![id, clock::iso(clock::now_ms())],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// The id of the row `agent` owns on this host, if any.
+    pub fn owned_by(&self, agent: &AgentProcess) -> Result<Option<String>> {
+        let h = host_id();
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT session_id FROM sessions WHERE host=?1 AND boot_id=?2 AND agent_pid=?3
+                 AND agent_started_at=?4",
+                params![h.host, h.boot_id, agent.pid, agent.start_ticks as i64],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<SessionRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {COLS} FROM sessions WHERE session_id=?1"),
+                [id],
+                from_row,
+            )
+            .optional()?)
+    }
+
+    /// Every row, live or not, oldest first.
+    pub fn all_sessions(&self) -> Result<Vec<SessionRow>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {COLS} FROM sessions ORDER BY started_at, session_id"))?;
+        let rows = stmt
+            .query_map([], from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    pub fn set_task(&self, id: &str, task: Option<&str>) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE sessions SET current_task=?2, last_heartbeat_at=?3 WHERE session_id=?1",
+            params![id, task, clock::iso(clock::now_ms())],
+        )? > 0)
+    }
+
+    pub fn set_name(&self, id: &str, name: Option<&str>) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE sessions SET name=?2 WHERE session_id=?1",
+            params![id, name],
+        )? > 0)
+    }
+
+    pub fn set_role(&self, id: &str, role: &str) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE sessions SET role=?2 WHERE session_id=?1",
+            params![id, role],
+        )? > 0)
+    }
+
+    /// Marks the turn state (`busy` / `idle`) and when it began; also a heartbeat.
+    pub fn set_activity(&self, id: &str, activity: &str) -> Result<bool> {
+        let now = clock::iso(clock::now_ms());
+        Ok(self.conn.execute(
+            "UPDATE sessions SET activity_since=CASE WHEN activity IS ?2 THEN activity_since ELSE ?3 END,
+               activity=?2, last_heartbeat_at=?3 WHERE session_id=?1",
+            params![id, activity, now],
+        )? > 0)
+    }
+
+    /// Records the last tool used; also a heartbeat.
+    pub fn set_last_tool(&self, id: &str, tool: &str) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE sessions SET last_tool=?2, last_heartbeat_at=?3 WHERE session_id=?1",
+            params![id, tool, clock::iso(clock::now_ms())],
+        )? > 0)
+    }
+
+    /// Stores the fingerprint of the roster this session was last shown.
+    pub fn set_roster_hash(&self, id: &str, hash: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE sessions SET roster_hash=?2 WHERE session_id=?1",
+            params![id, hash],
+        )?;
+        Ok(())
+    }
+
+    pub fn remove(&self, id: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM sessions WHERE session_id=?1", [id])?
+            > 0)
+    }
+
+    /// Deletes `id` only while this server instance still owns it (a reloaded server's
+    /// successor may have taken the row over).
+    pub fn remove_if_owned(&self, id: &str, token: &str) -> Result<bool> {
+        Ok(self.conn.execute(
+            "DELETE FROM sessions WHERE session_id=?1 AND server_token=?2",
+            params![id, token],
+        )? > 0)
+    }
+
+    /// Takes server ownership of `id` (a new server instance for the same agent).
+    pub fn claim_server(&self, id: &str, pid: i32, token: &str) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE sessions SET server_pid=?2, server_token=?3 WHERE session_id=?1",
+            params![id, pid, token],
+        )? > 0)
+    }
+}
+
+/// A stronger earlier evidence is kept only while the owner is unchanged.
+fn existing_owner_matches(existing: Option<&SessionRow>, reg: &Registration<'_>) -> bool {
+    match (existing, reg.agent) {
+        (Some(e), Some(a)) => e.agent_pid == Some(a.pid) && e.agent_started_at == Some(a.start_ticks),
+        (Some(_), None) => true,
+        _ => false,
+    }
+}

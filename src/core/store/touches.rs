@@ -1,0 +1,65 @@
+//! The file-touch ledger: which session touched which project-relative path, and when.
+
+use super::Store;
+use crate::core::clock;
+use anyhow::Result;
+use rusqlite::params;
+
+/// One touch of a path by a session.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Touch {
+    pub session_id: String,
+    pub path: String,
+    pub tool: Option<String>,
+    pub at_ms: i64,
+}
+
+/// Touches older than this are pruned on write (the ledger is for recent overlap).
+pub const RETAIN_MS: i64 = 7 * 24 * 3600 * 1000;
+
+impl Store {
+    /// Records that `session_id` touched `path` now.
+    pub fn record_touch(&self, session_id: &str, path: &str, tool: Option<&str>) -> Result<()> {
+        let now = clock::now_ms();
+        self.conn
+            .prepare_cached("INSERT INTO touches (session_id, path, tool, at_ms) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![session_id, path, tool, now])?;
+        // Cheap amortised prune: roughly one write in 256 pays for it.
+        if now % 256 == 0 {
+            self.conn
+                .execute("DELETE FROM touches WHERE at_ms < ?1", [now - RETAIN_MS])?;
+        }
+        Ok(())
+    }
+
+    /// Latest touch per other session of `path` since `since_ms`.
+    pub fn touches_of_path(&self, path: &str, since_ms: i64, except: &str) -> Result<Vec<Touch>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT session_id, path, tool, MAX(at_ms) FROM touches
+             WHERE path=?1 AND at_ms>=?2 AND session_id<>?3 GROUP BY session_id ORDER BY 4 DESC",
+        )?;
+        let rows = stmt
+            .query_map(params![path, since_ms, except], |r| {
+                Ok(Touch {
+                    session_id: r.get(0)?,
+                    path: r.get(1)?,
+                    tool: r.get(2)?,
+                    at_ms: r.get(3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Distinct paths `session_id` touched since `since_ms`, most recent first.
+    pub fn paths_of_session(&self, session_id: &str, since_ms: i64, limit: usize) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT path, MAX(at_ms) AS t FROM touches WHERE session_id=?1 AND at_ms>=?2
+             GROUP BY path ORDER BY t DESC LIMIT ?3",
+        )?;
+        let rows = stmt
+            .query_map(params![session_id, since_ms, limit as i64], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+}
