@@ -1,1 +1,88 @@
-pub fn run() -> i32 { 0 }
+//! Command-line dispatch only: parse arguments, call the room that does the work.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "orchestrator",
+    version,
+    about = "Lets concurrent AI coding-agent sessions on one project see, message and stay out of each other's way"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the MCP server over stdio (what Claude Code starts for each session).
+    Serve,
+    /// Answer a Claude Code hook: reads the hook JSON on stdin, prints the JSON answer.
+    Hook {
+        /// The hook event, e.g. SessionStart, UserPromptSubmit, PreToolUse.
+        event: String,
+    },
+    /// Show the live sessions of this project.
+    Status {
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+        /// Include rows that are no longer live, with why.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Remove stale anchors and rows of dead sessions.
+    Gc {
+        /// Report what would be removed without removing it.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Explain identity, anchors, rows and database health; non-zero exit when something is wrong.
+    Doctor,
+    /// Send a message as `human` to @SA-<id8>, @<name>, @PA or @all.
+    Send {
+        /// Recipient address(es), e.g. @all or @SA-1a2b3c4d,@reviewer.
+        to: String,
+        /// The message text.
+        body: Vec<String>,
+        /// Queue for a session that is not live now (it may resume).
+        #[arg(long)]
+        queue: bool,
+    },
+    /// Wire the hooks and MCP server into a project (.claude/settings.json, .mcp.json).
+    Install {
+        /// Project directory (default: the project root).
+        #[arg(long)]
+        project: Option<std::path::PathBuf>,
+        /// Print the changes without writing them.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Run three simulated agent sessions in a temporary project and show what each is told.
+    Demo,
+}
+
+/// Parses arguments and runs the command; returns the process exit code.
+pub fn run() -> i32 {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Hook { event } => return crate::hooks::run(&event),
+        Cmd::Serve => crate::mcp::run(),
+        Cmd::Status { json, all } => crate::human::status::run(json, all),
+        Cmd::Gc { dry_run, json } => crate::human::gc::run(dry_run, json),
+        Cmd::Doctor => crate::human::doctor::run(),
+        Cmd::Send { to, body, queue } => crate::human::send::run(&to, &body.join(" "), queue),
+        Cmd::Install { project, dry_run } => crate::human::install::run(project.as_deref(), dry_run),
+        Cmd::Demo => crate::human::demo::run(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("orchestrator: {e:#}");
+            2
+        }
+    }
+}

@@ -6,4 +6,5 @@ pub mod identity;
 pub mod liveness;
 pub mod paths;
 pub mod render;
+pub mod roster;
 pub mod store;

@@ -128,3 +128,63 @@ mod tests {
         Ok(())
     }
 }
+
+/// A file path as the ledger stores it: relative to the project root when inside it
+/// (symlinked parents resolved), else absolute. `cwd` anchors relative inputs.
+pub fn relativize(root: &Path, cwd: &Path, file: &str) -> String {
+    let p = Path::new(file);
+    let abs = if p.is_absolute() { p.to_path_buf() } else { cwd.join(p) };
+    let abs = normalize(&abs);
+    // Resolve symlinks in the directory part so `link/a.rs` and `real/a.rs` agree.
+    let resolved = match (abs.parent(), abs.file_name()) {
+        (Some(dir), Some(name)) => fs::canonicalize(dir)
+            .map(|d| d.join(name))
+            .unwrap_or_else(|_| abs.clone()),
+        _ => abs.clone(),
+    };
+    for cand in [&resolved, &abs] {
+        if let Ok(rel) = cand.strip_prefix(root) {
+            let s = rel.to_string_lossy().to_string();
+            if !s.is_empty() {
+                return s;
+            }
+        }
+    }
+    resolved.to_string_lossy().to_string()
+}
+
+/// Lexically removes `.` and `..` components.
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod relativize_tests {
+    use super::*;
+
+    #[test]
+    fn relative_absolute_and_outside() -> std::io::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let root = fs::canonicalize(tmp.path())?;
+        fs::create_dir_all(root.join("src"))?;
+        std::os::unix::fs::symlink(root.join("src"), root.join("link"))?;
+        let abs = root.join("src/a.rs");
+        assert_eq!(relativize(&root, &root, &abs.to_string_lossy()), "src/a.rs");
+        assert_eq!(relativize(&root, &root, "src/a.rs"), "src/a.rs");
+        assert_eq!(relativize(&root, &root, "./src/../src/a.rs"), "src/a.rs");
+        assert_eq!(relativize(&root, &root.join("src"), "a.rs"), "src/a.rs");
+        assert_eq!(relativize(&root, &root, "link/a.rs"), "src/a.rs");
+        assert_eq!(relativize(&root, &root, "/etc/hosts"), "/etc/hosts");
+        Ok(())
+    }
+}

@@ -1,1 +1,132 @@
-//! placeholder
+//! `orchestrator hook <Event>`: one handler per Claude Code hook event.
+//!
+//! Contract with the client: exit 0 always; stdout is either nothing or one JSON answer;
+//! on any failure, one `[orchestrator] ...` line on stderr and nothing on stdout.
+
+mod input;
+mod output;
+mod overlap;
+mod prompt;
+mod session;
+mod tool_use;
+
+pub use input::{parse as parse_input, HookInput, MAX_PAYLOAD};
+pub use output::{Envelope, MAX_CONTEXT_CHARS};
+pub use overlap::{shared_words, words};
+
+use crate::core::identity::{self, AgentProcess, SessionId, SystemProbe};
+use crate::core::liveness::{Caller, Policy};
+use crate::core::paths::ProjectPaths;
+use crate::core::store::Store;
+use anyhow::{bail, Result};
+use std::io::Write;
+
+/// Every event this binary answers.
+pub const EVENTS: &[&str] = &[
+    "SessionStart",
+    "UserPromptSubmit",
+    "PreToolUse",
+    "PostToolUse",
+    "Stop",
+    "StopFailure",
+    "SubagentStop",
+    "PreCompact",
+    "Notification",
+    "SessionEnd",
+];
+
+/// What every handler works with.
+pub struct Ctx {
+    pub event: &'static str,
+    pub input: HookInput,
+    pub id: SessionId,
+    pub paths: ProjectPaths,
+    pub store: Store,
+    pub agent: Option<AgentProcess>,
+    pub policy: Policy,
+}
+
+impl Ctx {
+    pub fn caller(&self) -> Caller {
+        Caller::new(Some(self.id.as_str()), self.agent)
+    }
+}
+
+/// Runs the hook for `event` with stdin as input; always returns exit code 0.
+pub fn run(event: &str) -> i32 {
+    let stdin = std::io::stdin();
+    match handle(event, stdin.lock()) {
+        Ok(Some(json)) => {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{json}");
+        }
+        Ok(None) => {}
+        Err(e) => eprintln!("[orchestrator] hook {}: {e:#}", printable(event)),
+    }
+    0
+}
+
+fn printable(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(64).collect()
+}
+
+/// Parses, validates and dispatches; the JSON answer if there is one.
+pub fn handle(event: &str, stdin: impl std::io::Read) -> Result<Option<serde_json::Value>> {
+    let Some(event) = EVENTS.iter().copied().find(|e| *e == event) else {
+        bail!(
+            "unknown hook event {:?}; known events: {}",
+            printable(event),
+            EVENTS.join(", ")
+        );
+    };
+    let input = input::read(stdin)?;
+    let id = input.session()?;
+    let paths = ProjectPaths::resolve()?;
+    let store = Store::open(&paths).map_err(|e| crate::core::store::describe(e, &paths))?;
+    let mut ctx = Ctx {
+        event,
+        input,
+        id,
+        paths,
+        store,
+        agent: identity::process::agent_process(),
+        policy: Policy::from_env(),
+    };
+    let env = match event {
+        "SessionStart" => session::start(&mut ctx)?,
+        "SessionEnd" => session::end(&mut ctx)?,
+        "UserPromptSubmit" => prompt::submit(&mut ctx)?,
+        "PreToolUse" => tool_use::pre(&mut ctx)?,
+        "PostToolUse" => tool_use::post(&mut ctx)?,
+        "Stop" | "StopFailure" | "SubagentStop" => session::stop(&mut ctx)?,
+        _ => {
+            ensure_registered(&mut ctx)?;
+            Envelope::default()
+        }
+    };
+    Ok(env.to_json(event))
+}
+
+/// Registers the session if its row is missing (SessionStart not wired, or reaped);
+/// otherwise a heartbeat. Either way the row this agent process owns is this id.
+pub fn ensure_registered(ctx: &mut Ctx) -> Result<()> {
+    let owned = match ctx.agent {
+        Some(a) => ctx.store.owned_by(&a)?,
+        None => None,
+    };
+    let row_ok = match owned.as_deref() {
+        Some(o) => o == ctx.id.as_str(),
+        None => ctx.agent.is_none() && ctx.store.get(ctx.id.as_str())?.is_some(),
+    };
+    if row_ok {
+        ctx.store.heartbeat(ctx.id.as_str())?;
+        return Ok(());
+    }
+    session::register(ctx)?;
+    Ok(())
+}
+
+/// Snapshot of live rows for the probe this process uses.
+pub fn snapshot(ctx: &Ctx) -> Result<crate::core::roster::Snapshot> {
+    crate::core::roster::Snapshot::load(&ctx.store, &SystemProbe, ctx.policy)
+}

@@ -1,0 +1,61 @@
+//! A snapshot of the live fleet with each session's recent files: the one input the hook
+//! block, the MCP `roster` tool and `status` all render from, so they always agree.
+
+use crate::core::clock;
+use crate::core::identity::Probe;
+use crate::core::liveness::{self, Caller, Policy};
+use crate::core::render::SiblingView;
+use crate::core::store::{SessionRow, Store};
+use anyhow::Result;
+use std::collections::HashMap;
+
+/// How far back "files touched recently" looks.
+pub const FILES_WINDOW_MS: i64 = 15 * 60 * 1000;
+/// Files kept per session in a snapshot.
+const FILES_PER_SESSION: usize = 8;
+
+/// Live rows at one instant plus their recent files.
+pub struct Snapshot {
+    pub now_ms: i64,
+    pub live: Vec<SessionRow>,
+    pub files: HashMap<String, Vec<String>>,
+}
+
+impl Snapshot {
+    /// Reads every row, keeps the live ones, and loads their recent files.
+    pub fn load(store: &Store, probe: &dyn Probe, policy: Policy) -> Result<Self> {
+        let now_ms = clock::now_ms();
+        let live = liveness::live(store.all_sessions()?, now_ms, probe, policy);
+        let mut files = HashMap::new();
+        for r in &live {
+            let f = store.paths_of_session(&r.session_id, now_ms - files_window_ms(), FILES_PER_SESSION)?;
+            files.insert(r.session_id.clone(), f);
+        }
+        Ok(Self { now_ms, live, files })
+    }
+
+    /// The caller's siblings, rendered-ready, in registry order.
+    pub fn siblings(&self, caller: &Caller) -> Vec<SiblingView<'_>> {
+        liveness::siblings(&self.live, caller)
+            .into_iter()
+            .map(|row| SiblingView {
+                row,
+                files: self.files.get(&row.session_id).cloned().unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    pub fn files_of(&self, id: &str) -> &[String] {
+        self.files.get(id).map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
+/// `ORCHESTRATOR_FILE_WINDOW_SECS` overrides the 15 min window.
+pub fn files_window_ms() -> i64 {
+    std::env::var("ORCHESTRATOR_FILE_WINDOW_SECS")
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+        .filter(|v| *v > 0)
+        .map(|s| s * 1000)
+        .unwrap_or(FILES_WINDOW_MS)
+}

@@ -1,0 +1,56 @@
+//! UserPromptSubmit: mark busy, show the roster when it changed, and always the overlaps.
+
+use super::{overlap, snapshot, Ctx, Envelope};
+use crate::core::render;
+use anyhow::Result;
+
+pub fn submit(ctx: &mut Ctx) -> Result<Envelope> {
+    super::ensure_registered(ctx)?;
+    ctx.store.set_activity(ctx.id.as_str(), "busy")?;
+    let snap = snapshot(ctx)?;
+    let sibs = snap.siblings(&ctx.caller());
+    let mut env = Envelope::default();
+
+    let fp = render::roster_fingerprint(&sibs);
+    let prev = ctx.store.get(ctx.id.as_str())?.and_then(|r| r.roster_hash);
+    if prev.as_deref() != Some(fp.as_str()) {
+        if sibs.is_empty() {
+            if prev.as_deref().is_some_and(|p| !p.ends_with(":0")) {
+                env.push("[orchestrator] no sibling sessions active any more.");
+            }
+        } else {
+            env.push(render::sibling_block(&sibs, snap.now_ms));
+        }
+        ctx.store.set_roster_hash(ctx.id.as_str(), &fp)?;
+    }
+
+    let prompt = ctx.input.prompt.as_deref().unwrap_or("");
+    let mine = snap.files_of(ctx.id.as_str());
+    let mut hints = Vec::new();
+    for s in &sibs {
+        let handle = render::handle(s.row);
+        if let Some(task) = s.row.current_task.as_deref() {
+            let shared = overlap::shared_words(prompt, task);
+            if !shared.is_empty() {
+                hints.push(format!(
+                    "- your prompt mentions {} — {handle} is working on: {task}",
+                    shared.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+        let both: Vec<&String> = s.files.iter().filter(|f| mine.contains(f)).collect();
+        if !both.is_empty() {
+            hints.push(format!(
+                "- you and {handle} both touched: {}",
+                both.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    if !hints.is_empty() {
+        env.push(format!(
+            "[orchestrator] possible overlap with sibling sessions (coordinate with @SA-<id8>):\n{}",
+            hints.join("\n")
+        ));
+    }
+    Ok(env)
+}

@@ -1,0 +1,105 @@
+//! SessionStart / SessionEnd / Stop: registration, anchors, turn state.
+
+use super::{snapshot, Ctx, Envelope};
+use crate::core::identity::{anchor, Evidence};
+use crate::core::render;
+use crate::core::store::Registration;
+use anyhow::Result;
+
+/// Role, name and kind a terminal was started with (`ORCHESTRATOR_AGENT_*`).
+pub struct EnvProfile {
+    pub role: Option<String>,
+    pub name: Option<String>,
+    pub kind: Option<String>,
+}
+
+impl EnvProfile {
+    pub fn from_env() -> Self {
+        let get = |k: &str| std::env::var(k).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        Self {
+            role: get("ORCHESTRATOR_AGENT_ROLE").filter(|r| r == "prime" || r == "subordinate"),
+            name: get("ORCHESTRATOR_AGENT_NAME").map(|n| n.chars().take(64).collect()),
+            kind: get("ORCHESTRATOR_SESSION_KIND").map(|n| n.chars().take(32).collect()),
+        }
+    }
+}
+
+/// Writes the anchors and registers this id as the row of this agent process (moving any
+/// row the process held under another id).
+pub fn register(ctx: &mut Ctx) -> Result<()> {
+    ctx.paths.ensure_state_dir()?;
+    if let Some(a) = ctx.agent {
+        anchor::write_anchor(&ctx.paths, &ctx.id, &a)?;
+    }
+    anchor::write_legacy(&ctx.paths, &ctx.id)?;
+    let prof = EnvProfile::from_env();
+    let mut reg = Registration::new(&ctx.id, Evidence::Explicit);
+    reg.agent = ctx.agent;
+    reg.role = prof.role.as_deref();
+    reg.name = prof.name.as_deref();
+    reg.kind = prof.kind.as_deref();
+    ctx.store.register(&reg)?;
+    Ok(())
+}
+
+pub fn start(ctx: &mut Ctx) -> Result<Envelope> {
+    register(ctx)?;
+    ctx.store.set_activity(ctx.id.as_str(), "idle")?;
+    let snap = snapshot(ctx)?;
+    let sibs = snap.siblings(&ctx.caller());
+    let me = ctx.store.get(ctx.id.as_str())?;
+    let mut env = Envelope::default();
+    let mut intro = format!(
+        "[orchestrator] you are session SA-{} (session_id {})",
+        ctx.id.id8(),
+        ctx.id
+    );
+    if let Some(me) = me.as_ref() {
+        intro.push_str(&format!(", role {}", me.role));
+        if let Some(n) = me.name.as_deref() {
+            intro.push_str(&format!(", name \"{n}\""));
+        }
+    }
+    intro.push_str(". Siblings address you as @SA-");
+    intro.push_str(ctx.id.id8());
+    intro.push_str("; tell them what you work on with the `update_session_task` tool.");
+    env.push(intro);
+    let compact = ctx.input.source.as_deref() == Some("compact");
+    if compact {
+        if let Some(t) = me.as_ref().and_then(|m| m.current_task.as_deref()) {
+            env.push(format!("[orchestrator] your task (set before compaction): {t}"));
+        }
+    }
+    if sibs.is_empty() {
+        env.push("[orchestrator] no sibling sessions active.");
+    } else {
+        env.push(render::sibling_block(&sibs, snap.now_ms));
+    }
+    ctx.store
+        .set_roster_hash(ctx.id.as_str(), &render::roster_fingerprint(&sibs))?;
+    Ok(env)
+}
+
+pub fn stop(ctx: &mut Ctx) -> Result<Envelope> {
+    super::ensure_registered(ctx)?;
+    ctx.store.set_activity(ctx.id.as_str(), "idle")?;
+    Ok(Envelope::default())
+}
+
+/// Best effort: the client may kill this hook; the reaper is the real cleanup.
+pub fn end(ctx: &mut Ctx) -> Result<Envelope> {
+    ctx.store.remove(ctx.id.as_str())?;
+    if let Some(a) = ctx.agent {
+        remove_anchor_if_names(&ctx.paths.anchor_path(a.pid), ctx.id.as_str());
+    }
+    remove_anchor_if_names(&ctx.paths.legacy_anchor_path(), ctx.id.as_str());
+    Ok(Envelope::default())
+}
+
+fn remove_anchor_if_names(path: &std::path::Path, id: &str) {
+    if let Ok((content, _)) = anchor::read_anchor(path) {
+        if content.session_id().as_str() == id {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! `orchestrator gc`: startup hygiene on demand.
+
+use crate::core::hygiene;
+use crate::core::identity::SystemProbe;
+use anyhow::Result;
+
+pub fn run(dry_run: bool, json: bool) -> Result<i32> {
+    let (paths, store) = super::open()?;
+    let report = hygiene::reap(&paths, Some(&store), &SystemProbe, dry_run)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(0);
+    }
+    for r in &report.anchors_reaped {
+        let name = r.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        println!("{} {name}: {}", if dry_run { "would remove" } else { "removed" }, r.reason);
+    }
+    for id in &report.rows_reaped {
+        println!(
+            "{} session row SA-{}: agent process is dead",
+            if dry_run { "would remove" } else { "removed" },
+            crate::core::identity::session_id::id8(id)
+        );
+    }
+    println!("{}", report.log_line());
+    Ok(0)
+}
