@@ -1,28 +1,10 @@
 //! SessionStart / SessionEnd / Stop: registration, anchors, turn state.
 
 use super::{snapshot, Ctx, Envelope};
-use crate::core::identity::{anchor, Evidence};
+use crate::core::identity::{anchor, profile::EnvProfile, Evidence};
 use crate::core::render;
 use crate::core::store::Registration;
 use anyhow::Result;
-
-/// Role, name and kind a terminal was started with (`ORCHESTRATOR_AGENT_*`).
-pub struct EnvProfile {
-    pub role: Option<String>,
-    pub name: Option<String>,
-    pub kind: Option<String>,
-}
-
-impl EnvProfile {
-    pub fn from_env() -> Self {
-        let get = |k: &str| std::env::var(k).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-        Self {
-            role: get("ORCHESTRATOR_AGENT_ROLE").filter(|r| r == "prime" || r == "subordinate"),
-            name: get("ORCHESTRATOR_AGENT_NAME").map(|n| n.chars().take(64).collect()),
-            kind: get("ORCHESTRATOR_SESSION_KIND").map(|n| n.chars().take(32).collect()),
-        }
-    }
-}
 
 /// Writes the anchors and registers this id as the row of this agent process (moving any
 /// row the process held under another id).

@@ -4,6 +4,7 @@
 pub mod anchor;
 pub mod harness;
 pub mod process;
+pub mod profile;
 pub mod resolver;
 pub mod session_id;
 

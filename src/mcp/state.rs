@@ -1,0 +1,231 @@
+//! The server's identity state: which session it is bound to, on what evidence, every id
+//! it has held, and the moves (rebinds) that keep its one row following the real session.
+
+use crate::core::identity::resolver::{self, Inputs};
+use crate::core::identity::{AgentProcess, Evidence, SessionId, SystemProbe};
+use crate::core::liveness::Caller;
+use crate::core::paths::ProjectPaths;
+use crate::core::store::{Registration, Store};
+use crate::core::identity::profile::EnvProfile;
+use anyhow::Result;
+use std::collections::HashSet;
+use std::sync::{Mutex, MutexGuard};
+
+/// The current binding.
+#[derive(Debug, Clone)]
+pub struct Binding {
+    pub id: SessionId,
+    pub evidence: Evidence,
+}
+
+/// Everything a server instance knows; shared by the tool handlers and the heartbeat task.
+pub struct ServerState {
+    pub paths: ProjectPaths,
+    store: Mutex<Store>,
+    pub agent: Option<AgentProcess>,
+    /// Instance token: a server deletes only a row it still owns.
+    pub token: String,
+    pub pid: i32,
+    binding: Mutex<Option<Binding>>,
+    self_ids: Mutex<HashSet<String>>,
+    profile: EnvProfile,
+}
+
+fn log(msg: &str) {
+    eprintln!("[orchestrator] {msg}");
+}
+
+impl ServerState {
+    pub fn new(paths: ProjectPaths, store: Store, agent: Option<AgentProcess>) -> Self {
+        let pid = std::process::id() as i32;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        Self {
+            paths,
+            store: Mutex::new(store),
+            agent,
+            token: format!("{pid:x}-{nanos:x}"),
+            pid,
+            binding: Mutex::new(None),
+            self_ids: Mutex::new(HashSet::new()),
+            profile: EnvProfile::from_env(),
+        }
+    }
+
+    /// The store, even if a panicking thread poisoned the lock (its data is in SQLite).
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn binding(&self) -> Option<Binding> {
+        self.binding.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_binding(&self, b: Binding) {
+        self.self_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(b.id.to_string());
+        *self.binding.lock().unwrap_or_else(|p| p.into_inner()) = Some(b);
+    }
+
+    /// Every id this process has been bound to.
+    pub fn self_ids(&self) -> HashSet<String> {
+        self.self_ids.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The caller for sibling computation: bound id, all held ids, our agent process.
+    pub fn caller(&self) -> Caller {
+        let mut c = Caller::new(self.binding().map(|b| b.id.to_string()).as_deref(), self.agent);
+        c.self_ids = self.self_ids();
+        c
+    }
+
+    fn registration<'a>(&'a self, id: &'a SessionId, evidence: Evidence) -> Registration<'a> {
+        let mut reg = Registration::new(id, evidence);
+        reg.agent = self.agent;
+        reg.role = self.profile.role.as_deref();
+        reg.name = self.profile.name.as_deref();
+        reg.kind = self.profile.kind.as_deref();
+        reg.server = Some((self.pid, &self.token));
+        reg
+    }
+
+    /// Tries to bind: the row a hook registered for our agent process wins (it carries the
+    /// harness's current id), then the resolver's ranked evidence. Registers on success.
+    pub fn try_bind(&self) -> Result<Option<Binding>> {
+        let hooked = match self.agent {
+            Some(a) => self.store().owned_by(&a)?,
+            None => None,
+        };
+        let found = match hooked.and_then(|h| SessionId::parse(&h).ok()) {
+            Some(id) => Some(Binding {
+                id,
+                evidence: Evidence::Explicit,
+            }),
+            None => {
+                let inp = Inputs::from_env(None, self.agent, &self.paths, &SystemProbe);
+                resolver::resolve(&inp)
+                    .map_err(anyhow::Error::msg)?
+                    .map(|r| Binding {
+                        id: r.id,
+                        evidence: r.evidence,
+                    })
+            }
+        };
+        let Some(b) = found else { return Ok(None) };
+        self.store().register(&self.registration(&b.id, b.evidence))?;
+        let note = if b.evidence.is_provisional() {
+            " (provisional: a hook or tool call will confirm or move it)"
+        } else {
+            ""
+        };
+        log(&format!(
+            "bound to session SA-{} from {}{note}",
+            b.id.id8(),
+            b.evidence.as_str()
+        ));
+        self.set_binding(b.clone());
+        Ok(Some(b))
+    }
+
+    /// Moves our row to `id` (explicit evidence from a tool call or hook). Same id: a
+    /// heartbeat. Logs one line naming both id8s.
+    pub fn rebind(&self, id: SessionId, evidence: Evidence) -> Result<()> {
+        let cur = self.binding();
+        match cur.as_ref() {
+            Some(c) if c.id == id => {
+                self.store().heartbeat(id.as_str())?;
+                if evidence > c.evidence {
+                    self.set_binding(Binding { id, evidence });
+                }
+                return Ok(());
+            }
+            Some(c) => {
+                self.store()
+                    .rebind(c.id.as_str(), &self.registration(&id, evidence))?;
+                log(&format!(
+                    "rebound SA-{} -> SA-{} ({})",
+                    c.id.id8(),
+                    id.id8(),
+                    evidence.as_str()
+                ));
+            }
+            None => {
+                self.store().register(&self.registration(&id, evidence))?;
+                log(&format!("bound to session SA-{} from {}", id.id8(), evidence.as_str()));
+            }
+        }
+        self.set_binding(Binding { id, evidence });
+        Ok(())
+    }
+
+    /// A tool call named `session_id`: treat it as explicit evidence.
+    pub fn apply_explicit(&self, session_id: Option<&str>) -> Result<(), String> {
+        if let Some(raw) = session_id.filter(|s| !s.is_empty()) {
+            let id = SessionId::parse(raw).map_err(|e| format!("invalid session_id argument: {e}"))?;
+            self.rebind(id, Evidence::Explicit).map_err(|e| format!("{e:#}"))?;
+        } else {
+            self.follow_row().map_err(|e| format!("{e:#}"))?;
+        }
+        Ok(())
+    }
+
+    /// One heartbeat: follow a row a hook moved, re-create a row that vanished, refresh.
+    pub fn follow_row(&self) -> Result<()> {
+        let Some(b) = self.binding() else {
+            self.try_bind()?;
+            return Ok(());
+        };
+        if let Some(a) = self.agent {
+            let owned = self.store().owned_by(&a)?;
+            match owned {
+                Some(o) if o == b.id.as_str() => {
+                    self.store().heartbeat(&o)?;
+                }
+                Some(o) => {
+                    // A hook registered a new id for our agent process (e.g. /clear): the
+                    // row already moved; adopt it and remember the old id as ours.
+                    if let Ok(id) = SessionId::parse(&o) {
+                        log(&format!(
+                            "rebound SA-{} -> SA-{} (hook registered a new id for agent pid {})",
+                            b.id.id8(),
+                            id.id8(),
+                            a.pid
+                        ));
+                        self.store().claim_server(id.as_str(), self.pid, &self.token)?;
+                        self.store().heartbeat(id.as_str())?;
+                        self.set_binding(Binding {
+                            id,
+                            evidence: Evidence::Explicit,
+                        });
+                    }
+                }
+                None => {
+                    self.store().register(&self.registration(&b.id, b.evidence))?;
+                }
+            }
+        } else if !self.store().heartbeat(b.id.as_str())? {
+            self.store().register(&self.registration(&b.id, b.evidence))?;
+        }
+        Ok(())
+    }
+
+    /// On the way out: delete our row only if this instance still owns it.
+    pub fn shutdown(&self) {
+        if let Some(b) = self.binding() {
+            match self.store().remove_if_owned(b.id.as_str(), &self.token) {
+                Ok(true) => log(&format!("session SA-{} ended; row removed", b.id.id8())),
+                Ok(false) => {}
+                Err(e) => log(&format!("could not remove row on exit: {e:#}")),
+            }
+        }
+        if let Some(a) = self.agent {
+            if !crate::core::identity::Probe::is_alive(&SystemProbe, a.pid, a.start_ticks) {
+                let _ = std::fs::remove_file(self.paths.anchor_path(a.pid));
+            }
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! The MCP tools an agent calls. Each accepts an optional `session_id`, treated as
+//! explicit identity evidence (the server rebinds to it).
+
+use super::state::ServerState;
+use crate::core::identity::SystemProbe;
+use crate::core::render;
+use crate::core::roster::Snapshot;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::{schemars, tool, tool_router, ErrorData as McpError};
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// Longest task description kept.
+pub const MAX_TASK_CHARS: usize = 200;
+
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+pub struct IdentityArgs {
+    /// Your harness session id, if you know it; the server rebinds to it.
+    #[serde(default)]
+    pub session_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct TaskArgs {
+    /// One line saying what you are working on (at most 200 characters); empty clears it.
+    pub task: String,
+    #[serde(default)]
+    pub session_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct NameArgs {
+    /// A short name siblings can address you by as @name: 1-32 of [A-Za-z0-9_.-].
+    pub name: String,
+    #[serde(default)]
+    pub session_id: Option<String>,
+}
+
+/// The server handler: state plus the generated tool router.
+#[derive(Clone)]
+pub struct Tools {
+    pub state: Arc<ServerState>,
+    pub tool_router: ToolRouter<Self>,
+}
+
+fn ok(text: impl Into<String>) -> Result<CallToolResult, McpError> {
+    Ok(CallToolResult::success(vec![ContentBlock::text(text)]))
+}
+
+fn fail(text: impl Into<String>) -> Result<CallToolResult, McpError> {
+    Ok(CallToolResult::error(vec![ContentBlock::text(text)]))
+}
+
+/// Validates a session name for `@name` addressing.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 32 {
+        return Err("name must be 1-32 characters of [A-Za-z0-9_.-]".into());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return Err(format!("name contains {c:?}: use 1-32 characters of [A-Za-z0-9_.-]"));
+    }
+    if name.starts_with("SA-") || name.eq_ignore_ascii_case("all") || name == "PA" || name == "PrimeAgent" || name == "human" {
+        return Err(format!("name {name:?} is reserved for addressing: pick another"));
+    }
+    Ok(())
+}
+
+impl Tools {
+    pub fn new(state: Arc<ServerState>) -> Self {
+        Self {
+            state,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// Applies explicit evidence and returns the bound id, or a tool error saying what to do.
+    fn bound(&self, session_id: Option<&str>) -> Result<String, String> {
+        self.state.apply_explicit(session_id)?;
+        self.state.binding().map(|b| b.id.to_string()).ok_or_else(|| {
+            "this server does not know its session yet: pass your session_id argument \
+             (it is in your SessionStart context) or wait for the next hook"
+                .to_string()
+        })
+    }
+}
+
+#[tool_router(vis = "pub(crate)")]
+impl Tools {
+    #[tool(description = "Show which session this server is bound to, how sure it is, and your role, name, agent pid and project root.")]
+    async fn whoami(&self, Parameters(a): Parameters<IdentityArgs>) -> Result<CallToolResult, McpError> {
+        if let Err(e) = self.state.apply_explicit(a.session_id.as_deref()) {
+            return fail(e);
+        }
+        let b = self.state.binding();
+        let row = match b.as_ref() {
+            Some(b) => self.state.store().get(b.id.as_str()).ok().flatten(),
+            None => None,
+        };
+        let v = serde_json::json!({
+            "session_id": b.as_ref().map(|b| b.id.to_string()),
+            "id8": b.as_ref().map(|b| b.id.id8().to_string()),
+            "evidence": b.as_ref().map(|b| b.evidence.as_str()),
+            "provisional": b.as_ref().map(|b| b.evidence.is_provisional()).unwrap_or(true),
+            "role": row.as_ref().map(|r| r.role.clone()),
+            "name": row.as_ref().and_then(|r| r.name.clone()),
+            "current_task": row.as_ref().and_then(|r| r.current_task.clone()),
+            "agent_pid": self.state.agent.map(|a| a.pid),
+            "server_pid": self.state.pid,
+            "project_root": self.state.paths.root.to_string_lossy(),
+            "held_ids": self.state.self_ids().into_iter().collect::<Vec<_>>(),
+        });
+        ok(serde_json::to_string_pretty(&v).unwrap_or_default())
+    }
+
+    #[tool(description = "List the live sibling sessions on this project (who, role, task, recent files) and yourself.")]
+    async fn roster(&self, Parameters(a): Parameters<IdentityArgs>) -> Result<CallToolResult, McpError> {
+        let me = match self.bound(a.session_id.as_deref()) {
+            Ok(m) => m,
+            Err(e) => return fail(e),
+        };
+        let snap = match Snapshot::load(&self.state.store(), &SystemProbe, crate::core::liveness::Policy::from_env()) {
+            Ok(s) => s,
+            Err(e) => return fail(format!("cannot read the registry: {e:#}; run `orchestrator doctor`")),
+        };
+        let caller = self.state.caller();
+        let sibs = snap.siblings(&caller);
+        let mut text = String::new();
+        if let Some(row) = snap.live.iter().find(|r| r.session_id == me) {
+            text.push_str("[orchestrator] you:\n");
+            text.push_str(&render::session_line(row, snap.files_of(&me), snap.now_ms));
+            text.push('\n');
+        }
+        if sibs.is_empty() {
+            text.push_str("[orchestrator] no sibling sessions active.");
+        } else {
+            text.push_str(&render::sibling_block(&sibs, snap.now_ms));
+        }
+        ok(text)
+    }
+
+    #[tool(description = "Set the one-line description of what you are working on; sibling sessions see it every turn.")]
+    async fn update_session_task(&self, Parameters(a): Parameters<TaskArgs>) -> Result<CallToolResult, McpError> {
+        let me = match self.bound(a.session_id.as_deref()) {
+            Ok(m) => m,
+            Err(e) => return fail(e),
+        };
+        let task: String = a.task.chars().filter(|c| !c.is_control()).collect();
+        let task = task.trim();
+        if task.chars().count() > MAX_TASK_CHARS {
+            return fail(format!(
+                "task is {} characters: keep it to one line of at most {MAX_TASK_CHARS}",
+                task.chars().count()
+            ));
+        }
+        let value = (!task.is_empty()).then_some(task);
+        match self.state.store().set_task(&me, value) {
+            Ok(_) => ok(match value {
+                Some(t) => format!("task set for SA-{}: {t}", crate::core::identity::session_id::id8(&me)),
+                None => "task cleared".into(),
+            }),
+            Err(e) => fail(format!("cannot store the task: {e:#}; retry")),
+        }
+    }
+
+    #[tool(description = "Set a short name siblings can address you by (@name).")]
+    async fn set_name(&self, Parameters(a): Parameters<NameArgs>) -> Result<CallToolResult, McpError> {
+        let me = match self.bound(a.session_id.as_deref()) {
+            Ok(m) => m,
+            Err(e) => return fail(e),
+        };
+        let name = a.name.trim();
+        if let Err(e) = validate_name(name) {
+            return fail(e);
+        }
+        let taken = self
+            .state
+            .store()
+            .all_sessions()
+            .map(|rows| rows.into_iter().any(|r| r.session_id != me && r.name.as_deref() == Some(name)))
+            .unwrap_or(false);
+        if taken {
+            return fail(format!("name {name:?} is already used by another session: pick another"));
+        }
+        match self.state.store().set_name(&me, Some(name)) {
+            Ok(_) => ok(format!("name set: siblings can address you as @{name}")),
+            Err(e) => fail(format!("cannot store the name: {e:#}; retry")),
+        }
+    }
+}
