@@ -3,7 +3,6 @@
 use super::{snapshot, Ctx, Envelope};
 use crate::core::{clock, paths, render, roster};
 use anyhow::Result;
-use std::path::PathBuf;
 
 /// Tools that write files and so enter the ledger.
 pub const EDIT_TOOLS: &[&str] = &["Write", "Edit", "MultiEdit", "NotebookEdit"];
@@ -18,7 +17,7 @@ fn edited_path(ctx: &Ctx) -> Option<String> {
         .input
         .cwd
         .as_deref()
-        .map(PathBuf::from)
+        .map(|c| ctx.paths.root.join(c))
         .unwrap_or_else(|| ctx.paths.root.clone());
     Some(paths::relativize(&ctx.paths.root, &cwd, file))
 }

@@ -1,0 +1,314 @@
+//! Test harness: temp projects, a fake agent (a script named `claude`), hook runs and a
+//! minimal line-delimited JSON-RPC client for `orchestrator serve`.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_orchestrator");
+
+/// A temporary project with its own HOME and a fake `claude` on hand.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub home: PathBuf,
+    pub claude: PathBuf,
+}
+
+impl Project {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = std::fs::canonicalize(dir.path()).expect("canon").join("proj");
+        let home = root.parent().expect("parent").join("home");
+        let bin = root.parent().expect("parent").join("bin");
+        for d in [&root, &home, &bin] {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        let claude = bin.join("claude");
+        // The fake agent: runs its arguments as a child and waits, so /proc shows a
+        // process named `claude` above whatever it launches.
+        // With TEST_GATE set it first waits for that file, so a test can seed anchors for
+        // the agent's pid before its children start.
+        std::fs::write(
+            &claude,
+            "#!/bin/sh\nif [ -n \"$TEST_GATE\" ]; then while [ ! -e \"$TEST_GATE\" ]; do sleep 0.01; done; fi\n\"$@\"\n",
+        )
+        .expect("write claude");
+        std::fs::set_permissions(&claude, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        Self { dir, root, home, claude }
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join(".orchestrator-state")
+    }
+
+    /// A command with a clean environment pointing at this project.
+    pub fn cmd(&self, program: &Path) -> Command {
+        let mut c = Command::new(program);
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("ORCHESTRATOR_PROJECT_ROOT", &self.root)
+            .current_dir(&self.root);
+        c
+    }
+
+    /// `orchestrator <args>` with the project env.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(Path::new(BIN)).args(args).output().expect("run orchestrator")
+    }
+
+    /// Runs `orchestrator hook <event>` with `payload` on stdin and extra env.
+    pub fn hook(&self, event: &str, payload: &str, env: &[(&str, String)]) -> Output {
+        let mut c = self.cmd(Path::new(BIN));
+        c.args(["hook", event]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let mut child = c.spawn().expect("spawn hook");
+        if let Some(mut si) = child.stdin.take() {
+            let _ = si.write_all(payload.as_bytes());
+        }
+        child.wait_with_output().expect("hook output")
+    }
+
+    /// Starts a fake agent process that just sleeps (hooks name it via CLAUDE_PID).
+    pub fn sleeping_agent(&self) -> Child {
+        self.cmd(&self.claude)
+            .args(["sleep", "600"])
+            .spawn()
+            .expect("spawn fake claude")
+    }
+
+    /// Starts a fake agent whose child is `orchestrator serve`, with a JSON-RPC client.
+    pub fn agent_with_server(&self, env: &[(&str, &str)]) -> Agent {
+        let mut c = self.cmd(&self.claude);
+        c.arg(BIN).arg("serve").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let mut child = c.spawn().expect("spawn agent");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if tx.send(v).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let (etx, erx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if etx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Agent {
+            pid: child.id() as i32,
+            child,
+            stdin: Some(stdin),
+            rx,
+            erx,
+            stderr_seen: Vec::new(),
+            next_id: 1,
+        }
+    }
+}
+
+/// A fake agent process running `orchestrator serve` as its child.
+pub struct Agent {
+    pub pid: i32,
+    pub child: Child,
+    pub stdin: Option<ChildStdin>,
+    rx: Receiver<Value>,
+    erx: Receiver<String>,
+    pub stderr_seen: Vec<String>,
+    next_id: u64,
+}
+
+impl Agent {
+    fn send(&mut self, v: &Value) {
+        if let Some(si) = self.stdin.as_mut() {
+            let _ = writeln!(si, "{v}");
+            let _ = si.flush();
+        }
+    }
+
+    /// Sends a request and waits for its response.
+    pub fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(&json!({"jsonrpc":"2.0","id":id,"method":method,"params":params}));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            match self.rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(v) if v.get("id").and_then(Value::as_u64) == Some(id) => return v,
+                Ok(_) => {}
+                Err(_) => {}
+            }
+        }
+        panic!("no response to {method}; server stderr: {:?}", self.stderr());
+    }
+
+    /// The MCP handshake (classic initialize).
+    pub fn initialize(&mut self) -> Value {
+        let r = self.request(
+            "initialize",
+            json!({"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"test","version":"0"}}),
+        );
+        self.send(&json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
+        r
+    }
+
+    /// Calls a tool; returns (text, is_error).
+    pub fn call(&mut self, tool: &str, args: Value) -> (String, bool) {
+        let r = self.request("tools/call", json!({"name": tool, "arguments": args}));
+        let res = &r["result"];
+        let text = res["content"][0]["text"].as_str().unwrap_or_default().to_string();
+        (text, res["isError"].as_bool().unwrap_or(false))
+    }
+
+    /// All stderr lines seen so far.
+    pub fn stderr(&mut self) -> Vec<String> {
+        while let Ok(l) = self.erx.try_recv() {
+            self.stderr_seen.push(l);
+        }
+        self.stderr_seen.clone()
+    }
+
+    /// Waits until a stderr line contains `needle`.
+    pub fn wait_stderr(&mut self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.stderr().iter().any(|l| l.contains(needle)) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            if let Ok(l) = self.erx.recv_timeout(Duration::from_millis(50)) {
+                self.stderr_seen.push(l);
+            }
+        }
+    }
+
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Pids of this agent's children (the server).
+    pub fn children(&self) -> Vec<i32> {
+        let path = format!("/proc/{0}/task/{0}/children", self.pid);
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+
+    /// Waits for the agent process (and so its server) to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        for c in self.children() {
+            kill(c, libc::SIGKILL);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn kill(pid: i32, sig: i32) {
+    // SAFETY: plain kill(2) on a pid this test spawned.
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    f()
+}
+
+/// Start ticks of `pid` from /proc (field 22).
+pub fn start_ticks(pid: i32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let rest = &s[s.rfind(')').expect(")") + 1..];
+    rest.split_whitespace().nth(19).expect("field").parse().expect("num")
+}
+
+/// The session ids in `orchestrator status --json`.
+pub fn live_ids(p: &Project) -> Vec<String> {
+    let out = p.run(&["status", "--json"]);
+    assert!(out.status.success(), "status failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("status json");
+    let mut ids: Vec<String> = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|r| r["session_id"].as_str().map(str::to_string))
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Every row in the DB, live or not.
+pub fn all_ids(p: &Project) -> Vec<String> {
+    let out = p.run(&["status", "--json", "--all"]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("status json");
+    let mut ids: Vec<String> = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|r| r["session_id"].as_str().map(str::to_string))
+        .collect();
+    ids.sort();
+    ids
+}
+
+pub fn payload(id: &str, extra: Value) -> String {
+    let mut v = json!({"session_id": id, "transcript_path": "/dev/null", "cwd": "."});
+    if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+        for (k, val) in e {
+            o.insert(k.clone(), val.clone());
+        }
+    }
+    v.to_string()
+}
+
+pub fn context(out: &Output) -> String {
+    if out.stdout.is_empty() {
+        return String::new();
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).expect("hook stdout is JSON");
+    v["hookSpecificOutput"]["additionalContext"].as_str().unwrap_or_default().to_string()
+}
