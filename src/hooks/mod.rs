@@ -93,17 +93,15 @@ pub fn handle(event: &str, stdin: impl std::io::Read) -> Result<Option<serde_jso
         policy: Policy::from_env(),
     };
     let env = match event {
-        "SessionStart" => session::start(&mut ctx)?,
-        "SessionEnd" => session::end(&mut ctx)?,
-        "UserPromptSubmit" => prompt::submit(&mut ctx)?,
-        "PreToolUse" => tool_use::pre(&mut ctx)?,
-        "PostToolUse" => tool_use::post(&mut ctx)?,
-        "Stop" | "StopFailure" | "SubagentStop" => session::stop(&mut ctx)?,
-        _ => {
-            ensure_registered(&mut ctx)?;
-            Envelope::default()
-        }
-    };
+        "SessionStart" => session::start(&mut ctx),
+        "SessionEnd" => session::end(&mut ctx),
+        "UserPromptSubmit" => prompt::submit(&mut ctx),
+        "PreToolUse" => tool_use::pre(&mut ctx),
+        "PostToolUse" => tool_use::post(&mut ctx),
+        "Stop" | "StopFailure" | "SubagentStop" => session::stop(&mut ctx),
+        _ => ensure_registered(&mut ctx).map(|_| Envelope::default()),
+    }
+    .map_err(|e| crate::core::store::describe(e, &ctx.paths))?;
     Ok(env.to_json(event))
 }
 

@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::mpsc::{channel, Receiver};
@@ -77,18 +78,25 @@ impl Project {
         child.wait_with_output().expect("hook output")
     }
 
-    /// Starts a fake agent process that just sleeps (hooks name it via CLAUDE_PID).
-    pub fn sleeping_agent(&self) -> Child {
-        self.cmd(&self.claude)
+    /// Starts a fake agent process that just sleeps (hooks name it via CLAUDE_PID). Its
+    /// own process group, so dropping it kills the `sleep` child too.
+    pub fn sleeping_agent(&self) -> Sleeper {
+        let child = self
+            .cmd(&self.claude)
             .args(["sleep", "600"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
-            .expect("spawn fake claude")
+            .expect("spawn fake claude");
+        Sleeper(child)
     }
 
     /// Starts a fake agent whose child is `orchestrator serve`, with a JSON-RPC client.
     pub fn agent_with_server(&self, env: &[(&str, &str)]) -> Agent {
         let mut c = self.cmd(&self.claude);
-        c.arg(BIN).arg("serve").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c.arg(BIN).arg("serve").process_group(0).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         for (k, v) in env {
             c.env(k, v);
         }
@@ -232,11 +240,29 @@ impl Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
-        for c in self.children() {
-            kill(c, libc::SIGKILL);
-        }
-        let _ = self.child.kill();
+        kill(-self.pid, libc::SIGKILL);
         let _ = self.child.wait();
+    }
+}
+
+/// A fake agent that only sleeps; killed with its whole process group on drop.
+pub struct Sleeper(pub Child);
+
+impl Sleeper {
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// kill -9 the agent and its children, and reap it.
+    pub fn kill(&mut self) {
+        kill(-(self.0.id() as i32), libc::SIGKILL);
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 

@@ -18,6 +18,15 @@ pub use sessions::{Registration, SessionRow};
 /// How long a writer waits for another writer before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// `ORCHESTRATOR_BUSY_TIMEOUT_MS` overrides [`BUSY_TIMEOUT`].
+pub fn busy_timeout() -> Duration {
+    std::env::var("ORCHESTRATOR_BUSY_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(BUSY_TIMEOUT)
+}
+
 /// An open store; one connection, used from one thread at a time.
 pub struct Store {
     pub(crate) conn: Connection,
@@ -52,7 +61,7 @@ impl Store {
     }
 
     fn from_connection(conn: Connection) -> Result<Self> {
-        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.busy_timeout(busy_timeout())?;
         // WAL persists in the file; asking again is a cheap no-op once set.
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         let _ = mode;
@@ -88,15 +97,18 @@ fn explain(e: anyhow::Error, db: &std::path::Path) -> anyhow::Error {
         )
     } else if msg.contains("locked") || msg.contains("busy") {
         anyhow::anyhow!(
-            "database {} stayed locked for {}s ({msg}); another process holds a write lock, retry",
+            "database {} stayed locked for {} ms ({msg}); another process holds a write lock: retry, \
+             and if it persists run `orchestrator doctor`",
             db.display(),
-            BUSY_TIMEOUT.as_secs()
+            busy_timeout().as_millis()
         )
     } else if msg.contains("readonly") || msg.contains("read-only") {
         anyhow::anyhow!(
             "database {} is read-only ({msg}); make the state dir writable",
             db.display()
         )
+    } else if msg.contains(&db.display().to_string()) || msg.starts_with("cannot ") {
+        e
     } else {
         anyhow::anyhow!("database {}: {msg}", db.display())
     }
