@@ -68,6 +68,14 @@ enum Cmd {
 /// Parses arguments and runs the command; returns the process exit code.
 pub fn run() -> i32 {
     let cli = Cli::parse();
+    if !matches!(cli.cmd, Cmd::Hook { .. } | Cmd::Serve) {
+        // People pipe these into `head`; die quietly on a closed pipe like other Unix
+        // tools. Not for serve/hook: they must clean up or answer whatever happens.
+        // SAFETY: setting a signal disposition to the default has no preconditions.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let result = match cli.cmd {
         Cmd::Hook { event } => return crate::hooks::run(&event),
         Cmd::Serve => crate::mcp::run(),

@@ -4,6 +4,7 @@ pub mod demo;
 pub mod doctor;
 pub mod gc;
 pub mod install;
+pub mod plugin_config;
 pub mod send;
 pub mod status;
 

@@ -1,0 +1,67 @@
+//! The hook and MCP wiring orchestrator needs, as JSON, for a plugin or a project's settings.
+
+use serde_json::{json, Value};
+
+/// Events wired, with the tool matcher where one applies and the timeout in seconds.
+pub const WIRING: &[(&str, Option<&str>, u32)] = &[
+    ("SessionStart", None, 10),
+    ("UserPromptSubmit", None, 10),
+    ("PreToolUse", Some("Write|Edit|MultiEdit|NotebookEdit|Bash"), 10),
+    ("PostToolUse", None, 10),
+    ("Stop", None, 10),
+    ("StopFailure", None, 10),
+    ("PreCompact", None, 10),
+    ("SessionEnd", None, 2),
+];
+
+/// One hook entry running `<bin> hook <event>` without a shell.
+pub fn hook_entry(bin: &str, event: &str, timeout: u32) -> Value {
+    json!({"type": "command", "command": bin, "args": ["hook", event], "timeout": timeout})
+}
+
+/// The `hooks` object for `bin`.
+pub fn hooks_object(bin: &str) -> Value {
+    let mut hooks = serde_json::Map::new();
+    for (event, matcher, timeout) in WIRING {
+        let mut group = serde_json::Map::new();
+        if let Some(m) = matcher {
+            group.insert("matcher".into(), json!(m));
+        }
+        group.insert("hooks".into(), json!([hook_entry(bin, event, *timeout)]));
+        hooks.insert((*event).into(), json!([Value::Object(group)]));
+    }
+    Value::Object(hooks)
+}
+
+/// The `mcpServers` entry for `bin`.
+pub fn mcp_server(bin: &str) -> Value {
+    json!({"command": bin, "args": ["serve"]})
+}
+
+/// True when a hook entry is one of ours (any path to a binary named orchestrator).
+pub fn is_our_hook(entry: &Value) -> bool {
+    let cmd = entry.get("command").and_then(Value::as_str).unwrap_or("");
+    let first_arg = entry
+        .get("args")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+        .and_then(Value::as_str);
+    (cmd.ends_with("/orchestrator") || cmd == "orchestrator") && first_arg == Some("hook")
+        || cmd.contains("orchestrator hook ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_hooks_json_matches_the_wiring() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/plugin/hooks/hooks.json");
+        let text = std::fs::read_to_string(path).expect("plugin/hooks/hooks.json exists");
+        let v: Value = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(v["hooks"], hooks_object("${CLAUDE_PLUGIN_ROOT}/bin/orchestrator"));
+        for (event, _, _) in WIRING {
+            assert!(crate::hooks::EVENTS.contains(event), "{event} is wired but not handled");
+        }
+    }
+}
