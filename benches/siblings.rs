@@ -1,1 +1,77 @@
-fn main(){}
+//! `siblings()` and the sibling-block render with 50 live sessions, the every-turn path.
+//!
+//! Rows are owned by this (live) process's pid, so liveness reads /proc for real.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use orchestrator::core::clock;
+use orchestrator::core::identity::process::{host_id, stat};
+use orchestrator::core::identity::SystemProbe;
+use orchestrator::core::liveness::{self, Caller, Policy};
+use orchestrator::core::render::{self, SiblingView};
+use orchestrator::core::store::SessionRow;
+use std::hint::black_box;
+
+fn rows(n: usize) -> Vec<SessionRow> {
+    let me = std::process::id() as i32;
+    let ticks = stat(me).map(|s| s.start_ticks).unwrap_or(0);
+    let h = host_id();
+    let now = clock::iso(clock::now_ms());
+    (0..n)
+        .map(|i| {
+            let id = format!("{i:08x}-0000-4000-8000-{i:012x}");
+            SessionRow {
+                id8: id[..8].to_string(),
+                session_id: id,
+                role: "subordinate".into(),
+                name: Some(format!("agent-{i}")),
+                started_at: now.clone(),
+                last_heartbeat_at: now.clone(),
+                current_task: Some(format!("working on module {i} of the parser rewrite")),
+                kind: None,
+                // Distinct fake owners would all be dead; give half a live owner (this
+                // process) and half no owner (heartbeat liveness) to exercise both paths.
+                agent_pid: (i % 2 == 0).then_some(me),
+                agent_started_at: (i % 2 == 0).then_some(ticks),
+                server_pid: None,
+                server_token: None,
+                host: Some(h.host.clone()),
+                boot_id: Some(h.boot_id.clone()),
+                evidence: Some("explicit".into()),
+                activity: Some("busy".into()),
+                activity_since: Some(now.clone()),
+                last_tool: None,
+                roster_hash: None,
+            }
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let all = rows(51);
+    let caller = Caller::new(Some(all[1].session_id.as_str()), None);
+    let now = clock::now_ms();
+    c.bench_function("live+siblings/51 rows", |b| {
+        b.iter(|| {
+            let live = liveness::live(black_box(all.clone()), now, &SystemProbe, Policy::default());
+            let n = liveness::siblings(&live, &caller).len();
+            black_box(n)
+        })
+    });
+    let live = liveness::live(all.clone(), now, &SystemProbe, Policy::default());
+    let sibs: Vec<SiblingView<'_>> = liveness::siblings(&live, &caller)
+        .into_iter()
+        .map(|row| SiblingView {
+            row,
+            files: vec!["src/parser.rs".into(), "src/lexer.rs".into()],
+        })
+        .collect();
+    c.bench_function("render/sibling_block 50", |b| {
+        b.iter(|| black_box(render::sibling_block(black_box(&sibs), now)))
+    });
+    c.bench_function("render/roster_fingerprint 50", |b| {
+        b.iter(|| black_box(render::roster_fingerprint(black_box(&sibs))))
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -83,7 +83,9 @@ pub fn run() -> i32 {
         Cmd::Gc { dry_run, json } => crate::human::gc::run(dry_run, json),
         Cmd::Doctor => crate::human::doctor::run(),
         Cmd::Send { to, body, queue } => crate::human::send::run(&to, &body.join(" "), queue),
-        Cmd::Install { project, dry_run } => crate::human::install::run(project.as_deref(), dry_run),
+        Cmd::Install { project, dry_run } => {
+            crate::human::install::run(project.as_deref(), dry_run)
+        }
         Cmd::Demo => crate::human::demo::run(),
     };
     match result {

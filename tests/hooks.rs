@@ -7,7 +7,11 @@ use std::process::Output;
 
 fn ok_silent_fail(out: &Output, needle: &str) {
     assert_eq!(out.status.code(), Some(0), "hook must exit 0");
-    assert!(out.stdout.is_empty(), "stdout must be empty: {:?}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.stdout.is_empty(),
+        "stdout must be empty: {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "one stderr line: {err:?}");
     assert!(err.starts_with("[orchestrator] hook "), "{err}");
@@ -23,7 +27,11 @@ fn every_fixture_answers_cleanly() {
     let p = Project::new();
     let mut agent = p.sleeping_agent();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hooks");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).expect("fixtures").flatten().map(|e| e.path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("fixtures")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     files.sort();
     assert!(files.len() >= 8);
     for f in files {
@@ -32,10 +40,19 @@ fn every_fixture_answers_cleanly() {
         let event = v["hook_event_name"].as_str().expect("event").to_string();
         let out = p.hook(&event, &body, &pid_env(&agent));
         assert_eq!(out.status.code(), Some(0), "{f:?}");
-        assert!(out.stderr.is_empty(), "{f:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.stderr.is_empty(),
+            "{f:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         if !out.stdout.is_empty() {
-            let ans: serde_json::Value = serde_json::from_slice(&out.stdout).expect("answer is JSON");
-            assert_eq!(ans["hookSpecificOutput"]["hookEventName"], event.as_str(), "{f:?}");
+            let ans: serde_json::Value =
+                serde_json::from_slice(&out.stdout).expect("answer is JSON");
+            assert_eq!(
+                ans["hookSpecificOutput"]["hookEventName"],
+                event.as_str(),
+                "{f:?}"
+            );
         }
     }
     agent.kill();
@@ -48,51 +65,115 @@ fn two_agents_end_to_end() {
     let mut b = p.sleeping_agent();
     let (ea, eb) = (vec![("CLAUDE_PID", a.pid.to_string())], pid_env(&b));
     let (ida, idb) = ("aaaa0000-1111", "bbbb0000-2222");
-    let out = p.hook("SessionStart", &payload(ida, json!({"source":"startup"})), &ea);
-    assert!(context(&out).contains("you are session SA-aaaa0000"), "{out:?}");
+    let out = p.hook(
+        "SessionStart",
+        &payload(ida, json!({"source":"startup"})),
+        &ea,
+    );
+    assert!(
+        context(&out).contains("you are session SA-aaaa0000"),
+        "{out:?}"
+    );
     // The server binds to the hook's explicit id.
     a.initialize();
-    assert!(a.wait_stderr("SA-aaaa0000", std::time::Duration::from_secs(10)), "{:?}", a.stderr());
+    assert!(
+        a.wait_stderr("SA-aaaa0000", std::time::Duration::from_secs(10)),
+        "{:?}",
+        a.stderr()
+    );
     let (who, _) = a.call("whoami", json!({}));
     assert!(who.contains("\"explicit\""), "{who}");
-    let out = p.hook("SessionStart", &payload(idb, json!({"source":"startup"})), &eb);
+    let out = p.hook(
+        "SessionStart",
+        &payload(idb, json!({"source":"startup"})),
+        &eb,
+    );
     let ctx = context(&out);
-    assert!(ctx.contains("1 sibling session active") && ctx.contains("SA-aaaa0000"), "{ctx}");
-    let (t, e) = a.call("update_session_task", json!({"task": "rewrite the tokenizer"}));
+    assert!(
+        ctx.contains("1 sibling session active") && ctx.contains("SA-aaaa0000"),
+        "{ctx}"
+    );
+    let (t, e) = a.call(
+        "update_session_task",
+        json!({"task": "rewrite the tokenizer"}),
+    );
     assert!(!e, "{t}");
     // B's prompt: exactly one sibling, with A's task; the overlap is flagged.
-    let out = p.hook("UserPromptSubmit", &payload(idb, json!({"prompt":"speed up the tokenizer"})), &eb);
+    let out = p.hook(
+        "UserPromptSubmit",
+        &payload(idb, json!({"prompt":"speed up the tokenizer"})),
+        &eb,
+    );
     let ctx = context(&out);
-    assert!(ctx.contains("1 sibling session active:\n- SA-aaaa0000"), "{ctx}");
+    assert!(
+        ctx.contains("1 sibling session active:\n- SA-aaaa0000"),
+        "{ctx}"
+    );
     assert!(ctx.contains("rewrite the tokenizer"), "{ctx}");
     assert!(ctx.contains("'tokenizer'"), "{ctx}");
     assert!(!ctx.contains("SA-bbbb0000"), "never itself: {ctx}");
     // Same roster next turn: not repeated.
-    let out = p.hook("UserPromptSubmit", &payload(idb, json!({"prompt":"and document it"})), &eb);
-    assert!(!context(&out).contains("sibling session active"), "{}", context(&out));
+    let out = p.hook(
+        "UserPromptSubmit",
+        &payload(idb, json!({"prompt":"and document it"})),
+        &eb,
+    );
+    assert!(
+        !context(&out).contains("sibling session active"),
+        "{}",
+        context(&out)
+    );
     // A edits src/a.rs; B's PreToolUse on the same file warns, naming A.
-    let edit = |id: &str, path: &str| payload(id, json!({"tool_name":"Edit","tool_input":{"file_path": path,"old_string":"x","new_string":"y"}}));
+    let edit = |id: &str, path: &str| {
+        payload(
+            id,
+            json!({"tool_name":"Edit","tool_input":{"file_path": path,"old_string":"x","new_string":"y"}}),
+        )
+    };
     let out = p.hook("PreToolUse", &edit(ida, "src/a.rs"), &ea);
-    assert!(out.stdout.is_empty(), "first toucher is not warned: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.stdout.is_empty(),
+        "first toucher is not warned: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let abs = p.root.join("src/a.rs");
     let out = p.hook("PreToolUse", &edit(idb, abs.to_str().expect("utf8")), &eb);
     let ctx = context(&out);
-    assert!(ctx.contains("SA-aaaa0000") && ctx.contains("src/a.rs"), "{ctx}");
+    assert!(
+        ctx.contains("SA-aaaa0000") && ctx.contains("src/a.rs"),
+        "{ctx}"
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert!(v["hookSpecificOutput"]["permissionDecision"].is_null(), "warn only by default");
+    assert!(
+        v["hookSpecificOutput"]["permissionDecision"].is_null(),
+        "warn only by default"
+    );
     // With the guard set to ask, the answer asks.
     let mut env = eb.clone();
     env.push(("ORCHESTRATOR_FILE_GUARD", "ask".into()));
     let out = p.hook("PreToolUse", &edit(idb, "src/a.rs"), &env);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["hookSpecificOutput"]["permissionDecision"], "ask");
-    assert!(v["hookSpecificOutput"]["permissionDecisionReason"].as_str().unwrap_or("").contains("SA-aaaa0000"));
+    assert!(v["hookSpecificOutput"]["permissionDecisionReason"]
+        .as_str()
+        .unwrap_or("")
+        .contains("SA-aaaa0000"));
     // Turn state: busy after a prompt, idle after Stop.
     let st = p.run(&["status", "--json"]);
     let rows: serde_json::Value = serde_json::from_slice(&st.stdout).expect("json");
-    let brow = rows.as_array().expect("arr").iter().find(|r| r["session_id"] == idb).cloned().expect("b row");
+    let brow = rows
+        .as_array()
+        .expect("arr")
+        .iter()
+        .find(|r| r["session_id"] == idb)
+        .cloned()
+        .expect("b row");
     assert_eq!(brow["activity"], "busy");
-    assert!(brow["files"].as_array().expect("files").iter().any(|f| f == "src/a.rs"));
+    assert!(brow["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .any(|f| f == "src/a.rs"));
     p.hook("Stop", &payload(idb, json!({})), &eb);
     let st = p.run(&["status"]);
     assert!(String::from_utf8_lossy(&st.stdout).contains("idle"));
@@ -103,7 +184,10 @@ fn two_agents_end_to_end() {
     }
     // A's server may re-create its row on its next beat only while its agent lives; B's row is gone.
     assert!(!live_ids(&p).contains(&idb.to_string()));
-    assert!(!p.state_dir().join(format!("active-session-{}", b.id())).exists());
+    assert!(!p
+        .state_dir()
+        .join(format!("active-session-{}", b.id()))
+        .exists());
     b.kill();
 }
 
@@ -116,22 +200,45 @@ fn phantom_anchor_through_hooks_never_becomes_a_sibling() {
     let pid = agent.id() as i32;
     std::fs::write(
         p.state_dir().join(format!("active-session-{pid}")),
-        format!(r#"{{"session_id":"XXXXXXXX-ghost","pid":{pid},"pid_start_ticks":{},"written_at":""}}"#, start_ticks(pid)),
+        format!(
+            r#"{{"session_id":"XXXXXXXX-ghost","pid":{pid},"pid_start_ticks":{},"written_at":""}}"#,
+            start_ticks(pid)
+        ),
     )
     .expect("anchor");
     std::fs::write(p.state_dir().join("active-session"), "XXXXXXXX-ghost\n").expect("legacy");
     // A server bound to X provisionally would have registered it for this agent:
     let out = p.run(&["status"]);
     assert!(out.status.success());
-    let out = p.hook("SessionStart", &payload("YYYYYYYY-real", json!({"source":"startup"})), &env);
-    assert!(context(&out).contains("no sibling sessions active"), "{}", context(&out));
+    let out = p.hook(
+        "SessionStart",
+        &payload("YYYYYYYY-real", json!({"source":"startup"})),
+        &env,
+    );
+    assert!(
+        context(&out).contains("no sibling sessions active"),
+        "{}",
+        context(&out)
+    );
     for prompt in ["one", "two", "three"] {
-        let out = p.hook("UserPromptSubmit", &payload("YYYYYYYY-real", json!({"prompt": prompt})), &env);
-        assert!(!context(&out).contains("sibling session"), "{}", context(&out));
+        let out = p.hook(
+            "UserPromptSubmit",
+            &payload("YYYYYYYY-real", json!({"prompt": prompt})),
+            &env,
+        );
+        assert!(
+            !context(&out).contains("sibling session"),
+            "{}",
+            context(&out)
+        );
     }
     assert_eq!(all_ids(&p), vec!["YYYYYYYY-real"]);
-    let anchor = std::fs::read_to_string(p.state_dir().join(format!("active-session-{pid}"))).expect("anchor");
-    assert!(anchor.contains("YYYYYYYY-real"), "anchor rewritten: {anchor}");
+    let anchor = std::fs::read_to_string(p.state_dir().join(format!("active-session-{pid}")))
+        .expect("anchor");
+    assert!(
+        anchor.contains("YYYYYYYY-real"),
+        "anchor rewritten: {anchor}"
+    );
     agent.kill();
 }
 
@@ -139,36 +246,88 @@ fn phantom_anchor_through_hooks_never_becomes_a_sibling() {
 fn phantom_row_registered_by_a_provisional_server_is_moved_by_session_start() {
     let p = Project::new();
     let gate = p.root.join("gate");
-    let mut a = p.agent_with_server(&[("TEST_GATE", gate.to_str().expect("utf8")), ("ORCHESTRATOR_HEARTBEAT_SECS", "0.3")]);
+    let mut a = p.agent_with_server(&[
+        ("TEST_GATE", gate.to_str().expect("utf8")),
+        ("ORCHESTRATOR_HEARTBEAT_SECS", "0.3"),
+    ]);
     std::fs::create_dir_all(p.state_dir()).expect("mkdir");
     std::fs::write(
         p.state_dir().join(format!("active-session-{}", a.pid)),
-        format!(r#"{{"session_id":"XXXXXXXX-ghost","pid":{},"pid_start_ticks":{},"written_at":""}}"#, a.pid, start_ticks(a.pid)),
+        format!(
+            r#"{{"session_id":"XXXXXXXX-ghost","pid":{},"pid_start_ticks":{},"written_at":""}}"#,
+            a.pid,
+            start_ticks(a.pid)
+        ),
     )
     .expect("anchor");
     std::fs::write(&gate, "").expect("gate");
     a.initialize();
     assert_eq!(live_ids(&p), vec!["XXXXXXXX-ghost"]);
     let env = vec![("CLAUDE_PID", a.pid.to_string())];
-    let out = p.hook("SessionStart", &payload("YYYYYYYY-real", json!({"source":"startup"})), &env);
-    assert!(context(&out).contains("no sibling sessions active"), "{}", context(&out));
-    assert_eq!(all_ids(&p), vec!["YYYYYYYY-real"], "X's row moved, not left beside Y");
-    let out = p.hook("UserPromptSubmit", &payload("YYYYYYYY-real", json!({"prompt":"go"})), &env);
+    let out = p.hook(
+        "SessionStart",
+        &payload("YYYYYYYY-real", json!({"source":"startup"})),
+        &env,
+    );
+    assert!(
+        context(&out).contains("no sibling sessions active"),
+        "{}",
+        context(&out)
+    );
+    assert_eq!(
+        all_ids(&p),
+        vec!["YYYYYYYY-real"],
+        "X's row moved, not left beside Y"
+    );
+    let out = p.hook(
+        "UserPromptSubmit",
+        &payload("YYYYYYYY-real", json!({"prompt":"go"})),
+        &env,
+    );
     assert!(!context(&out).contains("sibling session"));
-    assert!(a.wait_stderr("rebound SA-XXXXXXXX -> SA-YYYYYYYY", std::time::Duration::from_secs(10)));
+    assert!(a.wait_stderr(
+        "rebound SA-XXXXXXXX -> SA-YYYYYYYY",
+        std::time::Duration::from_secs(10)
+    ));
 }
 
 #[test]
 fn bad_input_never_breaks_the_agent() {
     let p = Project::new();
-    ok_silent_fail(&p.hook("UserPromptSubmit", "{not json", &[]), "not valid JSON");
+    ok_silent_fail(
+        &p.hook("UserPromptSubmit", "{not json", &[]),
+        "not valid JSON",
+    );
     ok_silent_fail(&p.hook("UserPromptSubmit", "", &[]), "empty");
     ok_silent_fail(&p.hook("UserPromptSubmit", "[1,2]", &[]), "not an object");
-    ok_silent_fail(&p.hook("Bogus", &payload("okid", json!({})), &[]), "unknown hook event");
-    ok_silent_fail(&p.hook("UserPromptSubmit", r#"{"prompt":"hi"}"#, &[]), "no session_id");
-    ok_silent_fail(&p.hook("UserPromptSubmit", &payload("../../etc/passwd", json!({})), &[]), "session id contains '.'");
-    ok_silent_fail(&p.hook("UserPromptSubmit", &payload(&"a".repeat(129), json!({})), &[]), "129 characters");
-    ok_silent_fail(&p.hook("UserPromptSubmit", r#"{"session_id": 42}"#, &[]), "wrong type");
+    ok_silent_fail(
+        &p.hook("Bogus", &payload("okid", json!({})), &[]),
+        "unknown hook event",
+    );
+    ok_silent_fail(
+        &p.hook("UserPromptSubmit", r#"{"prompt":"hi"}"#, &[]),
+        "no session_id",
+    );
+    ok_silent_fail(
+        &p.hook(
+            "UserPromptSubmit",
+            &payload("../../etc/passwd", json!({})),
+            &[],
+        ),
+        "session id contains '.'",
+    );
+    ok_silent_fail(
+        &p.hook(
+            "UserPromptSubmit",
+            &payload(&"a".repeat(129), json!({})),
+            &[],
+        ),
+        "129 characters",
+    );
+    ok_silent_fail(
+        &p.hook("UserPromptSubmit", r#"{"session_id": 42}"#, &[]),
+        "wrong type",
+    );
     let big = payload("okid", json!({"prompt": "x".repeat(1_100_000)}));
     ok_silent_fail(&p.hook("UserPromptSubmit", &big, &[]), "exceeds 1 MiB");
     assert!(!p.state_dir().join("active-session-..").exists());
@@ -179,26 +338,49 @@ fn unwritable_state_and_corrupt_db_fail_softly_and_lose_nothing() {
     let p = Project::new();
     let mut agent = p.sleeping_agent();
     let env = pid_env(&agent);
-    p.hook("SessionStart", &payload("keepme00-1", json!({"source":"startup"})), &env);
+    p.hook(
+        "SessionStart",
+        &payload("keepme00-1", json!({"source":"startup"})),
+        &env,
+    );
     // Corrupt database: the hook fails softly and the file is left for the person.
     let db = p.state_dir().join("agent-channel/agent_channel.db");
     let saved = std::fs::read(&db).expect("db");
     let _ = std::fs::remove_file(p.state_dir().join("agent-channel/agent_channel.db-wal"));
     let _ = std::fs::remove_file(p.state_dir().join("agent-channel/agent_channel.db-shm"));
-    std::fs::write(&db, b"this is not a database, but someone's data".repeat(200)).expect("corrupt");
-    let out = p.hook("UserPromptSubmit", &payload("keepme00-1", json!({"prompt":"x"})), &env);
+    std::fs::write(
+        &db,
+        b"this is not a database, but someone's data".repeat(200),
+    )
+    .expect("corrupt");
+    let out = p.hook(
+        "UserPromptSubmit",
+        &payload("keepme00-1", json!({"prompt":"x"})),
+        &env,
+    );
     ok_silent_fail(&out, "corrupt");
-    assert!(std::fs::read(&db).expect("db").starts_with(b"this is not a database"), "corrupt db left in place");
+    assert!(
+        std::fs::read(&db)
+            .expect("db")
+            .starts_with(b"this is not a database"),
+        "corrupt db left in place"
+    );
     std::fs::write(&db, saved).expect("restore");
     // Read-only state dir (not meaningful as root, who ignores permissions).
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(p.state_dir(), std::fs::Permissions::from_mode(0o500)).expect("chmod");
-        let out = p.hook("SessionStart", &payload("keepme00-1", json!({"source":"startup"})), &env);
+        std::fs::set_permissions(p.state_dir(), std::fs::Permissions::from_mode(0o500))
+            .expect("chmod");
+        let out = p.hook(
+            "SessionStart",
+            &payload("keepme00-1", json!({"source":"startup"})),
+            &env,
+        );
         assert_eq!(out.status.code(), Some(0));
         assert!(out.stdout.is_empty());
-        std::fs::set_permissions(p.state_dir(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        std::fs::set_permissions(p.state_dir(), std::fs::Permissions::from_mode(0o700))
+            .expect("chmod");
     }
     agent.kill();
 }
@@ -208,16 +390,32 @@ fn locked_database_fails_softly() {
     let p = Project::new();
     let mut agent = p.sleeping_agent();
     let env = pid_env(&agent);
-    p.hook("SessionStart", &payload("lockme00-1", json!({"source":"startup"})), &env);
+    p.hook(
+        "SessionStart",
+        &payload("lockme00-1", json!({"source":"startup"})),
+        &env,
+    );
     let db = p.state_dir().join("agent-channel/agent_channel.db");
     let conn = rusqlite::Connection::open(&db).expect("open");
     conn.execute_batch("BEGIN EXCLUSIVE").expect("lock");
     let mut env2 = env.clone();
     env2.push(("ORCHESTRATOR_BUSY_TIMEOUT_MS", "200".into()));
-    let out = p.hook("UserPromptSubmit", &payload("lockme00-1", json!({"prompt":"x"})), &env2);
+    let out = p.hook(
+        "UserPromptSubmit",
+        &payload("lockme00-1", json!({"prompt":"x"})),
+        &env2,
+    );
     ok_silent_fail(&out, "locked");
     conn.execute_batch("ROLLBACK").expect("unlock");
-    let out = p.hook("UserPromptSubmit", &payload("lockme00-1", json!({"prompt":"x"})), &env);
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = p.hook(
+        "UserPromptSubmit",
+        &payload("lockme00-1", json!({"prompt":"x"})),
+        &env,
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     agent.kill();
 }

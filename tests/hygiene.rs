@@ -2,7 +2,7 @@
 
 use orchestrator::core::hygiene::{reap, reap_anchors};
 use orchestrator::core::identity::anchor::write_anchor;
-use orchestrator::core::identity::{AgentProcess, ProcInfo, Probe, SessionId, SystemProbe};
+use orchestrator::core::identity::{AgentProcess, Probe, ProcInfo, SessionId, SystemProbe};
 use orchestrator::core::paths::ProjectPaths;
 use std::collections::HashMap;
 use std::fs;
@@ -97,12 +97,26 @@ fn dry_run_removes_nothing() {
 #[test]
 fn non_pid_files_and_bad_pids_are_ignored() {
     let (_t, p) = project();
-    for n in ["active-session", "active-session-foo", "active-session-0", "active-session--5", "active-session-12x", "notes.txt"] {
+    for n in [
+        "active-session",
+        "active-session-foo",
+        "active-session-0",
+        "active-session--5",
+        "active-session-12x",
+        "notes.txt",
+    ] {
         fs::write(p.state_dir.join(n), "whatever\n").expect("write");
     }
     let r = reap_anchors(&p, &Table::default(), false).expect("reap");
     assert_eq!(r.anchors_reaped.len(), 0);
-    for n in ["active-session", "active-session-foo", "active-session-0", "active-session--5", "active-session-12x", "notes.txt"] {
+    for n in [
+        "active-session",
+        "active-session-foo",
+        "active-session-0",
+        "active-session--5",
+        "active-session-12x",
+        "notes.txt",
+    ] {
         assert!(p.state_dir.join(n).exists(), "{n} was touched");
     }
 }
@@ -112,7 +126,8 @@ fn symlinks_are_never_followed_or_deleted() {
     let (t, p) = project();
     let outside = t.path().join("precious");
     fs::write(&outside, "keep me\n").expect("write");
-    std::os::unix::fs::symlink(&outside, p.state_dir.join("active-session-999999")).expect("symlink");
+    std::os::unix::fs::symlink(&outside, p.state_dir.join("active-session-999999"))
+        .expect("symlink");
     let r = reap_anchors(&p, &Table::default(), false).expect("reap");
     assert_eq!(r.anchors_reaped.len(), 0);
     assert!(fs::symlink_metadata(p.state_dir.join("active-session-999999")).is_ok());
@@ -162,7 +177,10 @@ fn racing_reapers_both_succeed() {
 #[test]
 fn real_probe_spawn_and_kill() {
     let (_t, p) = project();
-    let mut child = std::process::Command::new("sleep").arg("600").spawn().expect("spawn");
+    let mut child = std::process::Command::new("sleep")
+        .arg("600")
+        .spawn()
+        .expect("spawn");
     let pid = child.id() as i32;
     let info = SystemProbe.process(pid).expect("child is alive");
     anchor(&p, pid, info.start_ticks, "child-session");
@@ -181,21 +199,32 @@ fn rows_of_dead_agents_are_reaped_with_anchors() {
     use orchestrator::core::store::{Registration, Store};
     let (_t, p) = project();
     let mut store = Store::open(&p).expect("store");
-    let mut child = std::process::Command::new("sleep").arg("600").spawn().expect("spawn");
+    let mut child = std::process::Command::new("sleep")
+        .arg("600")
+        .spawn()
+        .expect("spawn");
     let pid = child.id() as i32;
     let ticks = SystemProbe.process(pid).expect("alive").start_ticks;
     let id = SessionId::parse("rowrow00-1").expect("id");
     let mut reg = Registration::new(&id, Evidence::Explicit);
-    reg.agent = Some(AgentProcess { pid, start_ticks: ticks });
+    reg.agent = Some(AgentProcess {
+        pid,
+        start_ticks: ticks,
+    });
     store.register(&reg).expect("register");
     let heartbeat_only = SessionId::parse("remote00-2").expect("id");
-    store.register(&Registration::new(&heartbeat_only, Evidence::Explicit)).expect("register");
+    store
+        .register(&Registration::new(&heartbeat_only, Evidence::Explicit))
+        .expect("register");
     let r = reap(&p, Some(&store), &SystemProbe, false).expect("reap");
     assert!(r.rows_reaped.is_empty());
     child.kill().expect("kill");
     child.wait().expect("wait");
     let r = reap(&p, Some(&store), &SystemProbe, false).expect("reap");
     assert_eq!(r.rows_reaped, vec!["rowrow00-1".to_string()]);
-    assert!(store.get("remote00-2").expect("get").is_some(), "heartbeat-only row kept");
+    assert!(
+        store.get("remote00-2").expect("get").is_some(),
+        "heartbeat-only row kept"
+    );
     assert!(r.log_line().ends_with("and 1 dead session row(s)"));
 }

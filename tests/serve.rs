@@ -14,7 +14,10 @@ fn protocol_handshake_tools_and_capabilities() {
     let init = a.initialize();
     let r = &init["result"];
     assert_eq!(r["serverInfo"]["name"], "orchestrator");
-    assert!(r["capabilities"]["experimental"]["claude/channel"].is_object(), "{init}");
+    assert!(
+        r["capabilities"]["experimental"]["claude/channel"].is_object(),
+        "{init}"
+    );
     assert!(r["capabilities"]["tools"].is_object());
     assert!(r["instructions"].as_str().unwrap_or("").contains("roster"));
     // The newest protocol is refused in favour of 2025-11-25 so channels keep working.
@@ -29,7 +32,10 @@ fn protocol_handshake_tools_and_capabilities() {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
     for t in tools["result"]["tools"].as_array().expect("tools") {
-        assert!(t["inputSchema"]["properties"]["session_id"].is_object(), "{t}");
+        assert!(
+            t["inputSchema"]["properties"]["session_id"].is_object(),
+            "{t}"
+        );
         assert!(!t["description"].as_str().unwrap_or("").is_empty());
     }
     let (who, err) = a.call("whoami", json!({}));
@@ -38,7 +44,10 @@ fn protocol_handshake_tools_and_capabilities() {
     assert_eq!(who["session_id"], "proto-1111");
     assert_eq!(who["evidence"], "environment");
     assert_eq!(who["agent_pid"], a.pid);
-    let (t, err) = a.call("update_session_task", json!({"task": "refactor the parser"}));
+    let (t, err) = a.call(
+        "update_session_task",
+        json!({"task": "refactor the parser"}),
+    );
     assert!(!err, "{t}");
     let (t, err) = a.call("set_name", json!({"name": "parser-bot"}));
     assert!(!err, "{t}");
@@ -50,7 +59,10 @@ fn protocol_handshake_tools_and_capabilities() {
     assert!(err && t.contains("session_id"), "{t}");
     let (roster, err) = a.call("roster", json!({}));
     assert!(!err);
-    assert!(roster.contains("parser-bot") && roster.contains("refactor the parser"), "{roster}");
+    assert!(
+        roster.contains("parser-bot") && roster.contains("refactor the parser"),
+        "{roster}"
+    );
     assert!(roster.contains("no sibling sessions"), "{roster}");
 }
 
@@ -60,13 +72,20 @@ fn a_thirty_stale_anchors_are_reaped_at_start() {
     std::fs::create_dir_all(p.state_dir()).expect("mkdir");
     // Pids far above pid_max are never alive.
     for i in 0..30 {
-        std::fs::write(p.state_dir().join(format!("active-session-{}", 4_000_000 + i)), "old-session\n")
-            .expect("write");
+        std::fs::write(
+            p.state_dir()
+                .join(format!("active-session-{}", 4_000_000 + i)),
+            "old-session\n",
+        )
+        .expect("write");
     }
     std::fs::write(p.state_dir().join("active-session"), "legacy\n").expect("write");
     let mut a = p.agent_with_server(&[("CLAUDE_CODE_SESSION_ID", "fresh-1")]);
     assert!(
-        a.wait_stderr("startup hygiene: reaped 30 stale active-session-<pid> file(s)", T),
+        a.wait_stderr(
+            "startup hygiene: reaped 30 stale active-session-<pid> file(s)",
+            T
+        ),
         "{:?}",
         a.stderr()
     );
@@ -77,7 +96,10 @@ fn a_thirty_stale_anchors_are_reaped_at_start() {
         .filter(|n| n.starts_with("active-session-"))
         .collect();
     assert!(left.is_empty(), "left: {left:?}");
-    assert!(p.state_dir().join("active-session").exists(), "legacy file is not a per-pid anchor");
+    assert!(
+        p.state_dir().join("active-session").exists(),
+        "legacy file is not a per-pid anchor"
+    );
 }
 
 #[test]
@@ -105,7 +127,11 @@ fn b_stale_anchor_then_explicit_id_moves_the_row() {
     let (roster, err) = a.call("roster", json!({"session_id": "YYYYYYYY-real"}));
     assert!(!err, "{roster}");
     assert!(roster.contains("no sibling sessions"), "{roster}");
-    assert_eq!(all_ids(&p), vec!["YYYYYYYY-real"], "X's row must be gone, Y's live");
+    assert_eq!(
+        all_ids(&p),
+        vec!["YYYYYYYY-real"],
+        "X's row must be gone, Y's live"
+    );
     assert!(a.wait_stderr("rebound SA-XXXXXXXX -> SA-YYYYYYYY", T));
 }
 
@@ -119,21 +145,34 @@ fn reused_pid_anchor_and_old_legacy_file_are_never_believed() {
     // Same pid, other start time: the anchor of a dead session whose pid was reused.
     std::fs::write(
         p.state_dir().join(format!("active-session-{}", a.pid)),
-        format!(r#"{{"session_id":"PHANTOM1-x","pid":{},"pid_start_ticks":{},"written_at":""}}"#, a.pid, ticks - 1),
+        format!(
+            r#"{{"session_id":"PHANTOM1-x","pid":{},"pid_start_ticks":{},"written_at":""}}"#,
+            a.pid,
+            ticks - 1
+        ),
     )
     .expect("write anchor");
     // A legacy file older than this agent process.
     let legacy = p.state_dir().join("active-session");
     std::fs::write(&legacy, "PHANTOM2-y\n").expect("write legacy");
     let old = std::time::SystemTime::now() - Duration::from_secs(3600);
-    std::fs::File::options().write(true).open(&legacy).expect("open").set_modified(old).expect("mtime");
+    std::fs::File::options()
+        .write(true)
+        .open(&legacy)
+        .expect("open")
+        .set_modified(old)
+        .expect("mtime");
     std::fs::write(&gate, "").expect("gate");
     a.initialize();
     assert!(a.wait_stderr("reaped 1 stale", T), "{:?}", a.stderr());
     let (t, err) = a.call("whoami", json!({}));
     assert!(!err);
     assert!(!t.contains("PHANTOM"), "{t}");
-    assert!(all_ids(&p).is_empty(), "nothing registered on stale evidence: {:?}", all_ids(&p));
+    assert!(
+        all_ids(&p).is_empty(),
+        "nothing registered on stale evidence: {:?}",
+        all_ids(&p)
+    );
 }
 
 #[test]
@@ -145,7 +184,10 @@ fn harness_session_file_outranks_anchors() {
     std::fs::create_dir_all(&sessions).expect("mkdir");
     std::fs::write(
         sessions.join(format!("{}.json", a.pid)),
-        format!(r#"{{"pid":{},"sessionId":"HARNESS1-id","cwd":"/x","startedAt":1}}"#, a.pid),
+        format!(
+            r#"{{"pid":{},"sessionId":"HARNESS1-id","cwd":"/x","startedAt":1}}"#,
+            a.pid
+        ),
     )
     .expect("write");
     std::fs::create_dir_all(p.state_dir()).expect("mkdir");
@@ -168,9 +210,15 @@ fn c_d_two_agents_see_each_other_and_kill_9_drops_at_once() {
     b.initialize();
     let (ra, _) = a.call("roster", json!({}));
     let (rb, _) = b.call("roster", json!({}));
-    assert!(ra.contains("1 sibling session active") && ra.contains("SA-bbbbbbbb"), "{ra}");
+    assert!(
+        ra.contains("1 sibling session active") && ra.contains("SA-bbbbbbbb"),
+        "{ra}"
+    );
     assert!(!ra.contains("SA-aaaaaaaa (") || ra.contains("you:"), "{ra}");
-    assert!(rb.contains("1 sibling session active") && rb.contains("SA-aaaaaaaa"), "{rb}");
+    assert!(
+        rb.contains("1 sibling session active") && rb.contains("SA-aaaaaaaa"),
+        "{rb}"
+    );
     // kill -9 the whole agent (claude and its server): nothing cleans up the row...
     let kids = b.children();
     kill(b.pid, libc::SIGKILL);
@@ -178,7 +226,10 @@ fn c_d_two_agents_see_each_other_and_kill_9_drops_at_once() {
         kill(k, libc::SIGKILL);
     }
     assert!(b.wait_exit(T));
-    assert!(all_ids(&p).contains(&"bbbbbbbb-2".to_string()), "row left behind by kill -9");
+    assert!(
+        all_ids(&p).contains(&"bbbbbbbb-2".to_string()),
+        "row left behind by kill -9"
+    );
     // ...yet the very next read does not show it.
     let (ra, _) = a.call("roster", json!({}));
     assert!(ra.contains("no sibling sessions"), "{ra}");
@@ -221,29 +272,49 @@ fn f_clear_hook_moves_the_servers_row_within_a_heartbeat() {
     // /clear: the agent's SessionStart hook (source clear) registers Y for the same process.
     let out = p.hook(
         "SessionStart",
-        &payload("YYYYYYYY-cleared", json!({"hook_event_name":"SessionStart","source":"clear"})),
+        &payload(
+            "YYYYYYYY-cleared",
+            json!({"hook_event_name":"SessionStart","source":"clear"}),
+        ),
         &[("CLAUDE_PID", a.pid.to_string())],
     );
     assert!(out.status.success());
-    assert!(a.wait_stderr("rebound SA-XXXXXXXX -> SA-YYYYYYYY", T), "{:?}", a.stderr());
+    assert!(
+        a.wait_stderr("rebound SA-XXXXXXXX -> SA-YYYYYYYY", T),
+        "{:?}",
+        a.stderr()
+    );
     assert_eq!(live_ids(&p), vec!["YYYYYYYY-cleared", "oooooooo-other"]);
     let (who, _) = a.call("whoami", json!({}));
     assert!(who.contains("YYYYYYYY-cleared"), "{who}");
     let (ro, _) = other.call("roster", json!({}));
-    assert!(!ro.contains("SA-XXXXXXXX") && ro.contains("SA-YYYYYYYY"), "{ro}");
+    assert!(
+        !ro.contains("SA-XXXXXXXX") && ro.contains("SA-YYYYYYYY"),
+        "{ro}"
+    );
     let (ra, _) = a.call("roster", json!({}));
-    assert!(!ra.contains("SA-XXXXXXXX") && ra.contains("1 sibling session"), "{ra}");
+    assert!(
+        !ra.contains("SA-XXXXXXXX") && ra.contains("1 sibling session"),
+        "{ra}"
+    );
     // The server heartbeats Y from now on: its heartbeat advances.
     let hb = || -> String {
         let out = p.run(&["status", "--json"]);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
         v.as_array()
-            .and_then(|a| a.iter().find(|r| r["session_id"] == "YYYYYYYY-cleared").cloned())
+            .and_then(|a| {
+                a.iter()
+                    .find(|r| r["session_id"] == "YYYYYYYY-cleared")
+                    .cloned()
+            })
             .map(|r| r["last_heartbeat_at"].as_str().unwrap_or("").to_string())
             .unwrap_or_default()
     };
     let first = hb();
-    assert!(wait_until(T, || hb() > first), "Y's heartbeat did not advance");
+    assert!(
+        wait_until(T, || hb() > first),
+        "Y's heartbeat did not advance"
+    );
 }
 
 #[test]
@@ -260,7 +331,11 @@ fn no_evidence_binds_later_via_hook_and_logs_it() {
         &[("CLAUDE_PID", a.pid.to_string())],
     );
     assert!(out.status.success());
-    assert!(a.wait_stderr("bound to session SA-late-bin", T), "{:?}", a.stderr());
+    assert!(
+        a.wait_stderr("bound to session SA-late-bin", T),
+        "{:?}",
+        a.stderr()
+    );
 }
 
 #[test]
@@ -275,9 +350,17 @@ fn thirty_two_servers_start_at_once() {
     for a in agents.iter_mut() {
         a.initialize();
     }
-    assert!(wait_until(T, || live_ids(&p).len() == 32), "{:?}", live_ids(&p));
+    assert!(
+        wait_until(T, || live_ids(&p).len() == 32),
+        "{:?}",
+        live_ids(&p)
+    );
     for a in agents.iter_mut() {
-        let errs: Vec<String> = a.stderr().into_iter().filter(|l| l.contains("locked") || l.contains("BUSY") || l.contains("failed")).collect();
+        let errs: Vec<String> = a
+            .stderr()
+            .into_iter()
+            .filter(|l| l.contains("locked") || l.contains("BUSY") || l.contains("failed"))
+            .collect();
         assert!(errs.is_empty(), "{errs:?}");
     }
 }

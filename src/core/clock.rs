@@ -111,7 +111,10 @@ mod tests {
             parse_iso("2026-11-24T12:03:04+00:00"),
             parse_iso("2026-11-24T12:03:04.000Z")
         );
-        assert_eq!(parse_iso("2026-11-24T12:03:04.5Z").map(|m| m % 1000), Some(500));
+        assert_eq!(
+            parse_iso("2026-11-24T12:03:04.5Z").map(|m| m % 1000),
+            Some(500)
+        );
         assert_eq!(parse_iso("garbage"), None);
         assert_eq!(parse_iso("2026-13-24T12:03:04Z"), None);
     }

@@ -143,7 +143,12 @@ pub fn reap_rows(store: &Store, probe: &dyn Probe, dry_run: bool) -> Result<Vec<
 }
 
 /// Anchors and rows together, as `serve` start and `gc` run it.
-pub fn reap(paths: &ProjectPaths, store: Option<&Store>, probe: &dyn Probe, dry_run: bool) -> Result<Report> {
+pub fn reap(
+    paths: &ProjectPaths,
+    store: Option<&Store>,
+    probe: &dyn Probe,
+    dry_run: bool,
+) -> Result<Report> {
     let mut report = reap_anchors(paths, probe, dry_run)?;
     if let Some(store) = store {
         report.rows_reaped = reap_rows(store, probe, dry_run)?;

@@ -91,7 +91,12 @@ pub fn verdict(row: &SessionRow, now_ms: i64, probe: &dyn Probe, policy: Policy)
 }
 
 /// The live rows among `rows`.
-pub fn live(rows: Vec<SessionRow>, now_ms: i64, probe: &dyn Probe, policy: Policy) -> Vec<SessionRow> {
+pub fn live(
+    rows: Vec<SessionRow>,
+    now_ms: i64,
+    probe: &dyn Probe,
+    policy: Policy,
+) -> Vec<SessionRow> {
     rows.into_iter()
         .filter(|r| verdict(r, now_ms, probe, policy).is_live())
         .collect()
@@ -116,7 +121,9 @@ impl Caller {
 
     /// True when `row` is the caller itself by any of the three rules.
     pub fn is_self(&self, row: &SessionRow) -> bool {
-        if self.id.as_deref() == Some(row.session_id.as_str()) || self.self_ids.contains(&row.session_id) {
+        if self.id.as_deref() == Some(row.session_id.as_str())
+            || self.self_ids.contains(&row.session_id)
+        {
             return true;
         }
         match (self.agent, row.local_agent()) {

@@ -22,11 +22,18 @@ pub struct ProjectPaths {
 impl ProjectPaths {
     /// Root = `ORCHESTRATOR_PROJECT_ROOT` > `CLAUDE_PROJECT_DIR` > the working directory.
     pub fn resolve() -> Result<Self> {
-        let from_env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-        let root = match from_env("ORCHESTRATOR_PROJECT_ROOT").or_else(|| from_env("CLAUDE_PROJECT_DIR")) {
+        let from_env = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let root = match from_env("ORCHESTRATOR_PROJECT_ROOT")
+            .or_else(|| from_env("CLAUDE_PROJECT_DIR"))
+        {
             Some(p) => p,
-            None => std::env::current_dir()
-                .context("cannot read the working directory: set ORCHESTRATOR_PROJECT_ROOT to the project")?,
+            None => std::env::current_dir().context(
+                "cannot read the working directory: set ORCHESTRATOR_PROJECT_ROOT to the project",
+            )?,
         };
         Self::from_root(&root)
     }
@@ -64,7 +71,10 @@ impl ProjectPaths {
         let gi = self.state_dir.join(".gitignore");
         if !gi.exists() {
             fs::write(&gi, "*\n").with_context(|| {
-                format!("cannot write {}: check permissions of the state dir", gi.display())
+                format!(
+                    "cannot write {}: check permissions of the state dir",
+                    gi.display()
+                )
             })?;
         }
         Ok(())
@@ -107,7 +117,9 @@ mod tests {
 
     #[test]
     fn plugin_cache_is_refused() {
-        assert!(is_in_plugin_cache(Path::new("/home/u/.claude/plugins/cache/x/y")));
+        assert!(is_in_plugin_cache(Path::new(
+            "/home/u/.claude/plugins/cache/x/y"
+        )));
         assert!(!is_in_plugin_cache(Path::new("/home/u/.claude/plugins/x")));
         let err = ProjectPaths::from_root(Path::new("/nonexistent/.claude/plugins/cache/p"))
             .err()
@@ -133,7 +145,11 @@ mod tests {
 /// (symlinked parents resolved), else absolute. `cwd` anchors relative inputs.
 pub fn relativize(root: &Path, cwd: &Path, file: &str) -> String {
     let p = Path::new(file);
-    let abs = if p.is_absolute() { p.to_path_buf() } else { cwd.join(p) };
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        cwd.join(p)
+    };
     let abs = normalize(&abs);
     // Resolve symlinks in the directory part so `link/a.rs` and `real/a.rs` agree.
     let resolved = match (abs.parent(), abs.file_name()) {

@@ -26,12 +26,13 @@ impl Snapshot {
     pub fn load(store: &Store, probe: &dyn Probe, policy: Policy) -> Result<Self> {
         let now_ms = clock::now_ms();
         let live = liveness::live(store.all_sessions()?, now_ms, probe, policy);
-        let mut files = HashMap::new();
-        for r in &live {
-            let f = store.paths_of_session(&r.session_id, now_ms - files_window_ms(), FILES_PER_SESSION)?;
-            files.insert(r.session_id.clone(), f);
-        }
-        Ok(Self { now_ms, live, files })
+        let ids: Vec<&str> = live.iter().map(|r| r.session_id.as_str()).collect();
+        let files = store.recent_files(&ids, now_ms - files_window_ms(), FILES_PER_SESSION)?;
+        Ok(Self {
+            now_ms,
+            live,
+            files,
+        })
     }
 
     /// The caller's siblings, rendered-ready, in registry order.

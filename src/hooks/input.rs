@@ -39,12 +39,16 @@ pub fn parse(buf: &[u8]) -> Result<HookInput> {
     if buf.iter().all(u8::is_ascii_whitespace) {
         bail!("hook input is empty: expected Claude Code's hook JSON on stdin");
     }
-    let v: serde_json::Value = serde_json::from_slice(buf)
-        .map_err(|e| anyhow::anyhow!("hook input is not valid JSON ({e}); expected Claude Code's hook JSON on stdin"))?;
+    let v: serde_json::Value = serde_json::from_slice(buf).map_err(|e| {
+        anyhow::anyhow!(
+            "hook input is not valid JSON ({e}); expected Claude Code's hook JSON on stdin"
+        )
+    })?;
     if !v.is_object() {
         bail!("hook input is JSON but not an object; expected Claude Code's hook JSON on stdin");
     }
-    serde_json::from_value(v).map_err(|e| anyhow::anyhow!("hook input has a field of the wrong type ({e})"))
+    serde_json::from_value(v)
+        .map_err(|e| anyhow::anyhow!("hook input has a field of the wrong type ({e})"))
 }
 
 impl HookInput {

@@ -99,14 +99,17 @@ pub fn handle(event: &str, stdin: impl std::io::Read) -> Result<Option<serde_jso
         "PreToolUse" => tool_use::pre(&mut ctx),
         "PostToolUse" => tool_use::post(&mut ctx),
         "Stop" | "StopFailure" | "SubagentStop" => session::stop(&mut ctx),
-        _ => ensure_registered(&mut ctx).map(|_| Envelope::default()),
+        _ => ensure_registered(&mut ctx)
+            .and_then(|_| ctx.store.heartbeat(ctx.id.as_str()))
+            .map(|_| Envelope::default()),
     }
     .map_err(|e| crate::core::store::describe(e, &ctx.paths))?;
     Ok(env.to_json(event))
 }
 
-/// Registers the session if its row is missing (SessionStart not wired, or reaped);
-/// otherwise a heartbeat. Either way the row this agent process owns is this id.
+/// Registers the session if its row is missing (SessionStart not wired, or reaped).
+/// Either way the row this agent process owns is this id afterwards. The caller's next
+/// write refreshes the heartbeat.
 pub fn ensure_registered(ctx: &mut Ctx) -> Result<()> {
     let owned = match ctx.agent {
         Some(a) => ctx.store.owned_by(&a)?,
@@ -117,7 +120,6 @@ pub fn ensure_registered(ctx: &mut Ctx) -> Result<()> {
         None => ctx.agent.is_none() && ctx.store.get(ctx.id.as_str())?.is_some(),
     };
     if row_ok {
-        ctx.store.heartbeat(ctx.id.as_str())?;
         return Ok(());
     }
     session::register(ctx)?;

@@ -29,7 +29,10 @@ impl Envelope {
         let mut hso = serde_json::Map::new();
         hso.insert("hookEventName".into(), json!(event));
         if !self.context.is_empty() {
-            hso.insert("additionalContext".into(), json!(cap(&self.context.join("\n\n"))));
+            hso.insert(
+                "additionalContext".into(),
+                json!(cap(&self.context.join("\n\n"))),
+            );
         }
         if let Some((d, reason)) = &self.decision {
             hso.insert("permissionDecision".into(), json!(d));

@@ -8,12 +8,12 @@ const STOPWORDS: &[&str] = &[
     "done", "down", "each", "few", "file", "files", "fix", "for", "from", "further", "get", "had",
     "has", "have", "having", "help", "her", "here", "him", "his", "how", "into", "its", "just",
     "let", "like", "make", "more", "most", "need", "not", "now", "off", "once", "only", "other",
-    "our", "out", "over", "own", "please", "same", "see", "should", "some", "such", "than",
-    "that", "the", "their", "them", "then", "there", "these", "they", "thing", "this", "those",
-    "through", "too", "under", "until", "use", "very", "want", "was", "way", "were", "what",
-    "when", "where", "which", "while", "who", "why", "will", "with", "work", "working", "would",
-    "you", "your", "code", "change", "changes", "add", "update", "check", "run", "test", "tests",
-    "new", "one", "two", "sure", "still", "yes", "okay", "task", "look", "find", "show",
+    "our", "out", "over", "own", "please", "same", "see", "should", "some", "such", "than", "that",
+    "the", "their", "them", "then", "there", "these", "they", "thing", "this", "those", "through",
+    "too", "under", "until", "use", "very", "want", "was", "way", "were", "what", "when", "where",
+    "which", "while", "who", "why", "will", "with", "work", "working", "would", "you", "your",
+    "code", "change", "changes", "add", "update", "check", "run", "test", "tests", "new", "one",
+    "two", "sure", "still", "yes", "okay", "task", "look", "find", "show",
 ];
 
 /// Significant lowercase words (≥ 3 chars, not a stopword, not a number).
@@ -38,7 +38,10 @@ mod tests {
     #[test]
     fn finds_meaningful_overlap_only() {
         assert_eq!(
-            shared_words("please refactor the Parser error handling", "Refactor parser errors"),
+            shared_words(
+                "please refactor the Parser error handling",
+                "Refactor parser errors"
+            ),
             vec!["parser".to_string(), "refactor".to_string()]
         );
         assert!(shared_words("fix the tests please", "fix the tests now").is_empty());

@@ -34,7 +34,11 @@ pub fn submit(ctx: &mut Ctx) -> Result<Envelope> {
             if !shared.is_empty() {
                 hints.push(format!(
                     "- your prompt mentions {} — {handle} is working on: {task}",
-                    shared.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(", ")
+                    shared
+                        .iter()
+                        .map(|w| format!("'{w}'"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
         }
@@ -42,7 +46,10 @@ pub fn submit(ctx: &mut Ctx) -> Result<Envelope> {
         if !both.is_empty() {
             hints.push(format!(
                 "- you and {handle} both touched: {}",
-                both.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
+                both.iter()
+                    .map(|f| f.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
     }

@@ -49,7 +49,9 @@ pub fn start(ctx: &mut Ctx) -> Result<Envelope> {
     let compact = ctx.input.source.as_deref() == Some("compact");
     if compact {
         if let Some(t) = me.as_ref().and_then(|m| m.current_task.as_deref()) {
-            env.push(format!("[orchestrator] your task (set before compaction): {t}"));
+            env.push(format!(
+                "[orchestrator] your task (set before compaction): {t}"
+            ));
         }
     }
     if sibs.is_empty() {

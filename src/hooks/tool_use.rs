@@ -26,14 +26,15 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
     super::ensure_registered(ctx)?;
     let mut env = Envelope::default();
     let Some(path) = edited_path(ctx) else {
+        ctx.store.heartbeat(ctx.id.as_str())?;
         return Ok(env);
     };
     ctx.store
         .record_touch(ctx.id.as_str(), &path, ctx.input.tool_name.as_deref())?;
     let now = clock::now_ms();
-    let others = ctx
-        .store
-        .touches_of_path(&path, now - roster::files_window_ms(), ctx.id.as_str())?;
+    let others =
+        ctx.store
+            .touches_of_path(&path, now - roster::files_window_ms(), ctx.id.as_str())?;
     if others.is_empty() {
         return Ok(env);
     }
@@ -74,6 +75,8 @@ pub fn post(ctx: &mut Ctx) -> Result<Envelope> {
     if let Some(tool) = ctx.input.tool_name.as_deref() {
         let tool: String = tool.chars().take(64).collect();
         ctx.store.set_last_tool(ctx.id.as_str(), &tool)?;
+    } else {
+        ctx.store.heartbeat(ctx.id.as_str())?;
     }
     Ok(Envelope::default())
 }

@@ -12,8 +12,16 @@ pub fn run(dry_run: bool, json: bool) -> Result<i32> {
         return Ok(0);
     }
     for r in &report.anchors_reaped {
-        let name = r.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-        println!("{} {name}: {}", if dry_run { "would remove" } else { "removed" }, r.reason);
+        let name = r
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        println!(
+            "{} {name}: {}",
+            if dry_run { "would remove" } else { "removed" },
+            r.reason
+        );
     }
     for id in &report.rows_reaped {
         println!(

@@ -16,7 +16,10 @@ pub fn run(project: Option<&Path>, dry_run: bool) -> Result<i32> {
         None => crate::core::paths::ProjectPaths::resolve()?.root,
     };
     if !root.is_dir() {
-        bail!("project directory {} does not exist: pass --project DIR", root.display());
+        bail!(
+            "project directory {} does not exist: pass --project DIR",
+            root.display()
+        );
     }
     let bin = std::env::current_exe()
         .context("cannot locate this orchestrator binary")?
@@ -32,7 +35,10 @@ pub fn run(project: Option<&Path>, dry_run: bool) -> Result<i32> {
     } else if dry_run {
         println!("dry run: {changed} file(s) would change; run without --dry-run to write them");
     } else {
-        println!("installed into {}: restart Claude Code sessions there to pick it up", root.display());
+        println!(
+            "installed into {}: restart Claude Code sessions there to pick it up",
+            root.display()
+        );
     }
     Ok(0)
 }
@@ -46,12 +52,18 @@ fn apply(path: &Path, dry_run: bool, f: impl Fn(&mut Value) -> Result<()>) -> Re
     };
     let mut v: Value = match before_text.as_deref() {
         Some(t) if !t.trim().is_empty() => serde_json::from_str(t).map_err(|e| {
-            anyhow::anyhow!("{} is not valid JSON ({e}); fix or move it, then run install again", path.display())
+            anyhow::anyhow!(
+                "{} is not valid JSON ({e}); fix or move it, then run install again",
+                path.display()
+            )
         })?,
         _ => Value::Object(Map::new()),
     };
     if !v.is_object() {
-        bail!("{} is not a JSON object; fix or move it, then run install again", path.display());
+        bail!(
+            "{} is not a JSON object; fix or move it, then run install again",
+            path.display()
+        );
     }
     let before = serde_json::to_string_pretty(&v)?;
     f(&mut v)?;
@@ -60,7 +72,10 @@ fn apply(path: &Path, dry_run: bool, f: impl Fn(&mut Value) -> Result<()>) -> Re
         return Ok(0);
     }
     println!("--- {}", path.display());
-    print!("{}", diff(if before_text.is_some() { &before } else { "" }, &after));
+    print!(
+        "{}",
+        diff(if before_text.is_some() { &before } else { "" }, &after)
+    );
     if !dry_run {
         if let Some(t) = before_text.as_deref() {
             let bak = PathBuf::from(format!("{}.orchestrator.bak", path.display()));
@@ -70,7 +85,8 @@ fn apply(path: &Path, dry_run: bool, f: impl Fn(&mut Value) -> Result<()>) -> Re
             fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
         let tmp = PathBuf::from(format!("{}.tmp-{}", path.display(), std::process::id()));
-        fs::write(&tmp, format!("{after}\n")).with_context(|| format!("cannot write {}", tmp.display()))?;
+        fs::write(&tmp, format!("{after}\n"))
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
         fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
     }
     Ok(1)
@@ -79,13 +95,17 @@ fn apply(path: &Path, dry_run: bool, f: impl Fn(&mut Value) -> Result<()>) -> Re
 /// Replaces our hook entries per event, keeping every other entry and setting.
 pub fn merge_hooks(v: &mut Value, bin: &str) -> Result<()> {
     let root = v.as_object_mut().context("settings is not an object")?;
-    let hooks = root.entry("hooks").or_insert_with(|| Value::Object(Map::new()));
+    let hooks = root
+        .entry("hooks")
+        .or_insert_with(|| Value::Object(Map::new()));
     let hooks = hooks
         .as_object_mut()
         .context("settings.json `hooks` is not an object; fix it, then run install again")?;
     let ours = hooks_object(bin);
     for (event, groups) in ours.as_object().into_iter().flatten() {
-        let list = hooks.entry(event.clone()).or_insert_with(|| Value::Array(vec![]));
+        let list = hooks
+            .entry(event.clone())
+            .or_insert_with(|| Value::Array(vec![]));
         let Some(list) = list.as_array_mut() else {
             bail!("settings.json hooks.{event} is not an array; fix it, then run install again");
         };
@@ -95,7 +115,11 @@ pub fn merge_hooks(v: &mut Value, bin: &str) -> Result<()> {
                 hs.retain(|h| !is_our_hook(h));
             }
         }
-        list.retain(|g| g.get("hooks").and_then(Value::as_array).is_none_or(|a| !a.is_empty()));
+        list.retain(|g| {
+            g.get("hooks")
+                .and_then(Value::as_array)
+                .is_none_or(|a| !a.is_empty())
+        });
         list.extend(groups.as_array().cloned().unwrap_or_default());
     }
     Ok(())
@@ -104,7 +128,9 @@ pub fn merge_hooks(v: &mut Value, bin: &str) -> Result<()> {
 /// Sets `mcpServers.orchestrator`, leaving other servers alone.
 pub fn merge_mcp(v: &mut Value, bin: &str) -> Result<()> {
     let root = v.as_object_mut().context(".mcp.json is not an object")?;
-    let servers = root.entry("mcpServers").or_insert_with(|| Value::Object(Map::new()));
+    let servers = root
+        .entry("mcpServers")
+        .or_insert_with(|| Value::Object(Map::new()));
     let servers = servers
         .as_object_mut()
         .context(".mcp.json `mcpServers` is not an object; fix it, then run install again")?;
@@ -120,7 +146,11 @@ pub fn diff(a: &str, b: &str) -> String {
     let mut l = vec![vec![0u32; m + 1]; n + 1];
     for i in (0..n).rev() {
         for j in (0..m).rev() {
-            l[i][j] = if a[i] == b[j] { l[i + 1][j + 1] + 1 } else { l[i + 1][j].max(l[i][j + 1]) };
+            l[i][j] = if a[i] == b[j] {
+                l[i + 1][j + 1] + 1
+            } else {
+                l[i + 1][j].max(l[i][j + 1])
+            };
         }
     }
     let (mut i, mut j, mut out) = (0, 0, String::new());

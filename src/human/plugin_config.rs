@@ -6,7 +6,11 @@ use serde_json::{json, Value};
 pub const WIRING: &[(&str, Option<&str>, u32)] = &[
     ("SessionStart", None, 10),
     ("UserPromptSubmit", None, 10),
-    ("PreToolUse", Some("Write|Edit|MultiEdit|NotebookEdit|Bash"), 10),
+    (
+        "PreToolUse",
+        Some("Write|Edit|MultiEdit|NotebookEdit|Bash"),
+        10,
+    ),
     ("PostToolUse", None, 10),
     ("Stop", None, 10),
     ("StopFailure", None, 10),
@@ -59,9 +63,15 @@ mod tests {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/plugin/hooks/hooks.json");
         let text = std::fs::read_to_string(path).expect("plugin/hooks/hooks.json exists");
         let v: Value = serde_json::from_str(&text).expect("valid JSON");
-        assert_eq!(v["hooks"], hooks_object("${CLAUDE_PLUGIN_ROOT}/bin/orchestrator"));
+        assert_eq!(
+            v["hooks"],
+            hooks_object("${CLAUDE_PLUGIN_ROOT}/bin/orchestrator")
+        );
         for (event, _, _) in WIRING {
-            assert!(crate::hooks::EVENTS.contains(event), "{event} is wired but not handled");
+            assert!(
+                crate::hooks::EVENTS.contains(event),
+                "{event} is wired but not handled"
+            );
         }
     }
 }

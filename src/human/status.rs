@@ -46,22 +46,46 @@ pub fn run(json: bool, all: bool) -> Result<i32> {
         "SESSION", "NAME", "ROLE", "TASK", "STATE", "SEEN", "PID"
     );
     for (r, v, files) in &out {
-        let task: String = r.current_task.as_deref().unwrap_or("-").chars().take(32).collect();
-        let state = match (r.activity.as_deref(), r.activity_since.as_deref().and_then(clock::parse_iso)) {
+        let task: String = r
+            .current_task
+            .as_deref()
+            .unwrap_or("-")
+            .chars()
+            .take(32)
+            .collect();
+        let state = match (
+            r.activity.as_deref(),
+            r.activity_since.as_deref().and_then(clock::parse_iso),
+        ) {
             (Some(a), Some(t)) => format!("{a} {}", clock::age(now - t)),
             _ => "-".into(),
         };
-        let state = if v.is_live() { state } else { v.as_str().split(' ').next().unwrap_or("dead").to_string() };
+        let state = if v.is_live() {
+            state
+        } else {
+            v.as_str().split(' ').next().unwrap_or("dead").to_string()
+        };
         let line = format!(
             "{:<11} {:<14} {:<11} {:<32} {:<10} {:<8} {:<8} {}",
             format!("SA-{}", r.id8),
-            r.name.as_deref().unwrap_or("-").chars().take(14).collect::<String>(),
+            r.name
+                .as_deref()
+                .unwrap_or("-")
+                .chars()
+                .take(14)
+                .collect::<String>(),
             r.role,
             task,
             state,
             clock::age(now - r.heartbeat_ms()),
-            r.agent_pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-            if files.is_empty() { "-".to_string() } else { files.join(",") }
+            r.agent_pid
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "-".into()),
+            if files.is_empty() {
+                "-".to_string()
+            } else {
+                files.join(",")
+            }
         );
         if color && !v.is_live() {
             println!("\x1b[2m{line}\x1b[0m");

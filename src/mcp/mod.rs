@@ -34,7 +34,10 @@ impl ServerHandler for Tools {
         exp.insert("claude/channel".to_string(), serde_json::Map::new());
         caps.experimental = Some(exp);
         ServerConfig::new(caps)
-            .with_server_info(Implementation::new("orchestrator", env!("CARGO_PKG_VERSION")))
+            .with_server_info(Implementation::new(
+                "orchestrator",
+                env!("CARGO_PKG_VERSION"),
+            ))
             .with_instructions(INSTRUCTIONS)
     }
 
@@ -111,7 +114,11 @@ async fn heartbeat(state: Arc<ServerState>) {
     let mut backoff = Duration::from_millis(500);
     loop {
         let bound = state.binding().is_some();
-        let wait = if bound { interval } else { backoff.min(interval) };
+        let wait = if bound {
+            interval
+        } else {
+            backoff.min(interval)
+        };
         tokio::time::sleep(wait).await;
         if let Err(e) = state.follow_row() {
             log(&format!("heartbeat failed: {e:#}; will retry"));

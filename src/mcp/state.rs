@@ -1,12 +1,12 @@
 //! The server's identity state: which session it is bound to, on what evidence, every id
 //! it has held, and the moves (rebinds) that keep its one row following the real session.
 
+use crate::core::identity::profile::EnvProfile;
 use crate::core::identity::resolver::{self, Inputs};
 use crate::core::identity::{AgentProcess, Evidence, SessionId, SystemProbe};
 use crate::core::liveness::Caller;
 use crate::core::paths::ProjectPaths;
 use crate::core::store::{Registration, Store};
-use crate::core::identity::profile::EnvProfile;
 use anyhow::Result;
 use std::collections::HashSet;
 use std::sync::{Mutex, MutexGuard};
@@ -60,7 +60,10 @@ impl ServerState {
     }
 
     pub fn binding(&self) -> Option<Binding> {
-        self.binding.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.binding
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn set_binding(&self, b: Binding) {
@@ -73,12 +76,18 @@ impl ServerState {
 
     /// Every id this process has been bound to.
     pub fn self_ids(&self) -> HashSet<String> {
-        self.self_ids.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.self_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The caller for sibling computation: bound id, all held ids, our agent process.
     pub fn caller(&self) -> Caller {
-        let mut c = Caller::new(self.binding().map(|b| b.id.to_string()).as_deref(), self.agent);
+        let mut c = Caller::new(
+            self.binding().map(|b| b.id.to_string()).as_deref(),
+            self.agent,
+        );
         c.self_ids = self.self_ids();
         c
     }
@@ -116,7 +125,8 @@ impl ServerState {
             }
         };
         let Some(b) = found else { return Ok(None) };
-        self.store().register(&self.registration(&b.id, b.evidence))?;
+        self.store()
+            .register(&self.registration(&b.id, b.evidence))?;
         let note = if b.evidence.is_provisional() {
             " (provisional: a hook or tool call will confirm or move it)"
         } else {
@@ -155,7 +165,11 @@ impl ServerState {
             }
             None => {
                 self.store().register(&self.registration(&id, evidence))?;
-                log(&format!("bound to session SA-{} from {}", id.id8(), evidence.as_str()));
+                log(&format!(
+                    "bound to session SA-{} from {}",
+                    id.id8(),
+                    evidence.as_str()
+                ));
             }
         }
         self.set_binding(Binding { id, evidence });
@@ -165,8 +179,10 @@ impl ServerState {
     /// A tool call named `session_id`: treat it as explicit evidence.
     pub fn apply_explicit(&self, session_id: Option<&str>) -> Result<(), String> {
         if let Some(raw) = session_id.filter(|s| !s.is_empty()) {
-            let id = SessionId::parse(raw).map_err(|e| format!("invalid session_id argument: {e}"))?;
-            self.rebind(id, Evidence::Explicit).map_err(|e| format!("{e:#}"))?;
+            let id =
+                SessionId::parse(raw).map_err(|e| format!("invalid session_id argument: {e}"))?;
+            self.rebind(id, Evidence::Explicit)
+                .map_err(|e| format!("{e:#}"))?;
         } else {
             self.follow_row().map_err(|e| format!("{e:#}"))?;
         }
@@ -195,7 +211,8 @@ impl ServerState {
                             id.id8(),
                             a.pid
                         ));
-                        self.store().claim_server(id.as_str(), self.pid, &self.token)?;
+                        self.store()
+                            .claim_server(id.as_str(), self.pid, &self.token)?;
                         self.store().heartbeat(id.as_str())?;
                         self.set_binding(Binding {
                             id,
@@ -204,11 +221,13 @@ impl ServerState {
                     }
                 }
                 None => {
-                    self.store().register(&self.registration(&b.id, b.evidence))?;
+                    self.store()
+                        .register(&self.registration(&b.id, b.evidence))?;
                 }
             }
         } else if !self.store().heartbeat(b.id.as_str())? {
-            self.store().register(&self.registration(&b.id, b.evidence))?;
+            self.store()
+                .register(&self.registration(&b.id, b.evidence))?;
         }
         Ok(())
     }

@@ -62,10 +62,19 @@ pub fn validate_name(name: &str) -> Result<(), String> {
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
     {
-        return Err(format!("name contains {c:?}: use 1-32 characters of [A-Za-z0-9_.-]"));
+        return Err(format!(
+            "name contains {c:?}: use 1-32 characters of [A-Za-z0-9_.-]"
+        ));
     }
-    if name.starts_with("SA-") || name.eq_ignore_ascii_case("all") || name == "PA" || name == "PrimeAgent" || name == "human" {
-        return Err(format!("name {name:?} is reserved for addressing: pick another"));
+    if name.starts_with("SA-")
+        || name.eq_ignore_ascii_case("all")
+        || name == "PA"
+        || name == "PrimeAgent"
+        || name == "human"
+    {
+        return Err(format!(
+            "name {name:?} is reserved for addressing: pick another"
+        ));
     }
     Ok(())
 }
@@ -81,18 +90,26 @@ impl Tools {
     /// Applies explicit evidence and returns the bound id, or a tool error saying what to do.
     fn bound(&self, session_id: Option<&str>) -> Result<String, String> {
         self.state.apply_explicit(session_id)?;
-        self.state.binding().map(|b| b.id.to_string()).ok_or_else(|| {
-            "this server does not know its session yet: pass your session_id argument \
+        self.state
+            .binding()
+            .map(|b| b.id.to_string())
+            .ok_or_else(|| {
+                "this server does not know its session yet: pass your session_id argument \
              (it is in your SessionStart context) or wait for the next hook"
-                .to_string()
-        })
+                    .to_string()
+            })
     }
 }
 
 #[tool_router(vis = "pub(crate)")]
 impl Tools {
-    #[tool(description = "Show which session this server is bound to, how sure it is, and your role, name, agent pid and project root.")]
-    async fn whoami(&self, Parameters(a): Parameters<IdentityArgs>) -> Result<CallToolResult, McpError> {
+    #[tool(
+        description = "Show which session this server is bound to, how sure it is, and your role, name, agent pid and project root."
+    )]
+    async fn whoami(
+        &self,
+        Parameters(a): Parameters<IdentityArgs>,
+    ) -> Result<CallToolResult, McpError> {
         if let Err(e) = self.state.apply_explicit(a.session_id.as_deref()) {
             return fail(e);
         }
@@ -117,15 +134,28 @@ impl Tools {
         ok(serde_json::to_string_pretty(&v).unwrap_or_default())
     }
 
-    #[tool(description = "List the live sibling sessions on this project (who, role, task, recent files) and yourself.")]
-    async fn roster(&self, Parameters(a): Parameters<IdentityArgs>) -> Result<CallToolResult, McpError> {
+    #[tool(
+        description = "List the live sibling sessions on this project (who, role, task, recent files) and yourself."
+    )]
+    async fn roster(
+        &self,
+        Parameters(a): Parameters<IdentityArgs>,
+    ) -> Result<CallToolResult, McpError> {
         let me = match self.bound(a.session_id.as_deref()) {
             Ok(m) => m,
             Err(e) => return fail(e),
         };
-        let snap = match Snapshot::load(&self.state.store(), &SystemProbe, crate::core::liveness::Policy::from_env()) {
+        let snap = match Snapshot::load(
+            &self.state.store(),
+            &SystemProbe,
+            crate::core::liveness::Policy::from_env(),
+        ) {
             Ok(s) => s,
-            Err(e) => return fail(format!("cannot read the registry: {e:#}; run `orchestrator doctor`")),
+            Err(e) => {
+                return fail(format!(
+                    "cannot read the registry: {e:#}; run `orchestrator doctor`"
+                ))
+            }
         };
         let caller = self.state.caller();
         let sibs = snap.siblings(&caller);
@@ -143,8 +173,13 @@ impl Tools {
         ok(text)
     }
 
-    #[tool(description = "Set the one-line description of what you are working on; sibling sessions see it every turn.")]
-    async fn update_session_task(&self, Parameters(a): Parameters<TaskArgs>) -> Result<CallToolResult, McpError> {
+    #[tool(
+        description = "Set the one-line description of what you are working on; sibling sessions see it every turn."
+    )]
+    async fn update_session_task(
+        &self,
+        Parameters(a): Parameters<TaskArgs>,
+    ) -> Result<CallToolResult, McpError> {
         let me = match self.bound(a.session_id.as_deref()) {
             Ok(m) => m,
             Err(e) => return fail(e),
@@ -160,7 +195,10 @@ impl Tools {
         let value = (!task.is_empty()).then_some(task);
         match self.state.store().set_task(&me, value) {
             Ok(_) => ok(match value {
-                Some(t) => format!("task set for SA-{}: {t}", crate::core::identity::session_id::id8(&me)),
+                Some(t) => format!(
+                    "task set for SA-{}: {t}",
+                    crate::core::identity::session_id::id8(&me)
+                ),
                 None => "task cleared".into(),
             }),
             Err(e) => fail(format!("cannot store the task: {e:#}; retry")),
@@ -168,7 +206,10 @@ impl Tools {
     }
 
     #[tool(description = "Set a short name siblings can address you by (@name).")]
-    async fn set_name(&self, Parameters(a): Parameters<NameArgs>) -> Result<CallToolResult, McpError> {
+    async fn set_name(
+        &self,
+        Parameters(a): Parameters<NameArgs>,
+    ) -> Result<CallToolResult, McpError> {
         let me = match self.bound(a.session_id.as_deref()) {
             Ok(m) => m,
             Err(e) => return fail(e),
@@ -181,10 +222,15 @@ impl Tools {
             .state
             .store()
             .all_sessions()
-            .map(|rows| rows.into_iter().any(|r| r.session_id != me && r.name.as_deref() == Some(name)))
+            .map(|rows| {
+                rows.into_iter()
+                    .any(|r| r.session_id != me && r.name.as_deref() == Some(name))
+            })
             .unwrap_or(false);
         if taken {
-            return fail(format!("name {name:?} is already used by another session: pick another"));
+            return fail(format!(
+                "name {name:?} is already used by another session: pick another"
+            ));
         }
         match self.state.store().set_name(&me, Some(name)) {
             Ok(_) => ok(format!("name set: siblings can address you as @{name}")),

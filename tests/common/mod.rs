@@ -24,7 +24,9 @@ pub struct Project {
 impl Project {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let root = std::fs::canonicalize(dir.path()).expect("canon").join("proj");
+        let root = std::fs::canonicalize(dir.path())
+            .expect("canon")
+            .join("proj");
         let home = root.parent().expect("parent").join("home");
         let bin = root.parent().expect("parent").join("bin");
         for d in [&root, &home, &bin] {
@@ -41,7 +43,12 @@ impl Project {
         )
         .expect("write claude");
         std::fs::set_permissions(&claude, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        Self { dir, root, home, claude }
+        Self {
+            dir,
+            root,
+            home,
+            claude,
+        }
     }
 
     pub fn state_dir(&self) -> PathBuf {
@@ -61,13 +68,19 @@ impl Project {
 
     /// `orchestrator <args>` with the project env.
     pub fn run(&self, args: &[&str]) -> Output {
-        self.cmd(Path::new(BIN)).args(args).output().expect("run orchestrator")
+        self.cmd(Path::new(BIN))
+            .args(args)
+            .output()
+            .expect("run orchestrator")
     }
 
     /// Runs `orchestrator hook <event>` with `payload` on stdin and extra env.
     pub fn hook(&self, event: &str, payload: &str, env: &[(&str, String)]) -> Output {
         let mut c = self.cmd(Path::new(BIN));
-        c.args(["hook", event]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c.args(["hook", event])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         for (k, v) in env {
             c.env(k, v);
         }
@@ -96,7 +109,12 @@ impl Project {
     /// Starts a fake agent whose child is `orchestrator serve`, with a JSON-RPC client.
     pub fn agent_with_server(&self, env: &[(&str, &str)]) -> Agent {
         let mut c = self.cmd(&self.claude);
-        c.arg(BIN).arg("serve").process_group(0).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c.arg(BIN)
+            .arg("serve")
+            .process_group(0)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         for (k, v) in env {
             c.env(k, v);
         }
@@ -166,7 +184,10 @@ impl Agent {
                 Err(_) => {}
             }
         }
-        panic!("no response to {method}; server stderr: {:?}", self.stderr());
+        panic!(
+            "no response to {method}; server stderr: {:?}",
+            self.stderr()
+        );
     }
 
     /// The MCP handshake (classic initialize).
@@ -183,7 +204,10 @@ impl Agent {
     pub fn call(&mut self, tool: &str, args: Value) -> (String, bool) {
         let r = self.request("tools/call", json!({"name": tool, "arguments": args}));
         let res = &r["result"];
-        let text = res["content"][0]["text"].as_str().unwrap_or_default().to_string();
+        let text = res["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         (text, res["isError"].as_bool().unwrap_or(false))
     }
 
@@ -289,13 +313,21 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 pub fn start_ticks(pid: i32) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
     let rest = &s[s.rfind(')').expect(")") + 1..];
-    rest.split_whitespace().nth(19).expect("field").parse().expect("num")
+    rest.split_whitespace()
+        .nth(19)
+        .expect("field")
+        .parse()
+        .expect("num")
 }
 
 /// The session ids in `orchestrator status --json`.
 pub fn live_ids(p: &Project) -> Vec<String> {
     let out = p.run(&["status", "--json"]);
-    assert!(out.status.success(), "status failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "status failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).expect("status json");
     let mut ids: Vec<String> = v
         .as_array()
@@ -336,5 +368,8 @@ pub fn context(out: &Output) -> String {
         return String::new();
     }
     let v: Value = serde_json::from_slice(&out.stdout).expect("hook stdout is JSON");
-    v["hookSpecificOutput"]["additionalContext"].as_str().unwrap_or_default().to_string()
+    v["hookSpecificOutput"]["additionalContext"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }

@@ -72,7 +72,10 @@ impl std::fmt::Display for StaleReason {
             Self::PidMismatch {
                 file_pid,
                 content_pid,
-            } => write!(f, "file is named for pid {file_pid} but records pid {content_pid}"),
+            } => write!(
+                f,
+                "file is named for pid {file_pid} but records pid {content_pid}"
+            ),
         }
     }
 }
@@ -107,7 +110,9 @@ fn write_atomic(path: &Path, body: &[u8]) -> Result<()> {
     let tmp = dir.join(format!(
         ".tmp-{}-{}",
         std::process::id(),
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("anchor")
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("anchor")
     ));
     let write = || -> std::io::Result<()> {
         let mut f = fs::OpenOptions::new()
@@ -231,7 +236,15 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(parse_anchor_name("active-session-123"), Some(123));
-        for n in ["active-session", "active-session-", "active-session-0", "active-session--4", "active-session-foo", "active-session-12a", "other"] {
+        for n in [
+            "active-session",
+            "active-session-",
+            "active-session-0",
+            "active-session--4",
+            "active-session-foo",
+            "active-session-12a",
+            "other",
+        ] {
             assert_eq!(parse_anchor_name(n), None, "{n}");
         }
     }
@@ -252,16 +265,25 @@ mod tests {
             pid_start_ticks: ticks,
         };
         assert_eq!(judge(7, &cur(50), 0, &probe), Ok(()));
-        assert!(matches!(judge(7, &cur(49), 0, &probe), Err(StaleReason::StartTimeMismatch { .. })));
+        assert!(matches!(
+            judge(7, &cur(49), 0, &probe),
+            Err(StaleReason::StartTimeMismatch { .. })
+        ));
         assert_eq!(judge(8, &cur(50), 0, &probe), Err(StaleReason::DeadPid));
         let leg = AnchorContent::Legacy { session_id: id };
         assert_eq!(judge(7, &leg, 100_500, &probe), Ok(()));
-        assert_eq!(judge(7, &leg, 10_000, &probe), Err(StaleReason::OlderThanProcess));
+        assert_eq!(
+            judge(7, &leg, 10_000, &probe),
+            Err(StaleReason::OlderThanProcess)
+        );
     }
 
     #[test]
     fn parses_and_rejects() {
-        assert!(matches!(parse_anchor("abc-123\n"), Ok(AnchorContent::Legacy { .. })));
+        assert!(matches!(
+            parse_anchor("abc-123\n"),
+            Ok(AnchorContent::Legacy { .. })
+        ));
         assert!(parse_anchor("../../etc/passwd").is_err());
         assert!(parse_anchor("{not json").is_err());
         assert!(parse_anchor("").is_err());

@@ -62,7 +62,10 @@ mod tests {
             start_ticks: 1,
             start_unix_ms: now - 60_000,
         };
-        fs::write(tmp.path().join("10.json"), r#"{"pid":10,"sessionId":"abc-1","extra":{"x":1}}"#)?;
+        fs::write(
+            tmp.path().join("10.json"),
+            r#"{"pid":10,"sessionId":"abc-1","extra":{"x":1}}"#,
+        )?;
         assert_eq!(
             read_session_file(tmp.path(), 10, &fresh).map(|s| s.to_string()),
             Some("abc-1".into())

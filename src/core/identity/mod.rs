@@ -8,6 +8,6 @@ pub mod profile;
 pub mod resolver;
 pub mod session_id;
 
-pub use process::{AgentProcess, ProcInfo, Probe, SystemProbe};
+pub use process::{AgentProcess, Probe, ProcInfo, SystemProbe};
 pub use resolver::{Evidence, Resolved};
 pub use session_id::SessionId;

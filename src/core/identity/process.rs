@@ -31,7 +31,8 @@ pub trait Probe {
 
     /// Alive *and* the same process that was recorded.
     fn is_alive(&self, pid: i32, start_ticks: u64) -> bool {
-        self.process(pid).is_some_and(|p| p.start_ticks == start_ticks)
+        self.process(pid)
+            .is_some_and(|p| p.start_ticks == start_ticks)
     }
 }
 

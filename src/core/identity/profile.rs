@@ -8,7 +8,12 @@ pub struct EnvProfile {
 
 impl EnvProfile {
     pub fn from_env() -> Self {
-        let get = |k: &str| std::env::var(k).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = |k: &str| {
+            std::env::var(k)
+                .ok()
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         Self {
             role: get("ORCHESTRATOR_AGENT_ROLE").filter(|r| r == "prime" || r == "subordinate"),
             name: get("ORCHESTRATOR_AGENT_NAME").map(|n| n.chars().take(64).collect()),
@@ -16,4 +21,3 @@ impl EnvProfile {
         }
     }
 }
-

@@ -102,9 +102,11 @@ pub fn resolve(inp: &Inputs<'_>) -> Result<Option<Resolved>, String> {
             evidence: Evidence::Environment,
         }));
     }
-    let agent_info = inp
-        .agent
-        .and_then(|a| inp.probe.process(a.pid).filter(|p| p.start_ticks == a.start_ticks));
+    let agent_info = inp.agent.and_then(|a| {
+        inp.probe
+            .process(a.pid)
+            .filter(|p| p.start_ticks == a.start_ticks)
+    });
     if let (Some(a), Some(info), Some(dir)) = (inp.agent, agent_info, inp.harness_dir.as_deref()) {
         if let Some(id) = harness::read_session_file(dir, a.pid, &info) {
             return Ok(Some(Resolved {

@@ -42,6 +42,8 @@ const STEPS: &[&str] = &[
      );
      CREATE INDEX touches_path_at ON touches(path, at_ms);
      CREATE INDEX touches_session_at ON touches(session_id, at_ms);",
+    // 3: the roster reads every session's recent files in one range scan.
+    "CREATE INDEX touches_at ON touches(at_ms);",
 ];
 
 /// Brings the schema to the latest version in one immediate transaction per step.

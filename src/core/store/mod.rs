@@ -65,7 +65,18 @@ impl Store {
         // WAL persists in the file; asking again is a cheap no-op once set.
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         let _ = mode;
-        conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
+        // A small auto-checkpoint keeps the WAL short, because a process that finds no
+        // other connection open must re-read (checksum) the whole WAL before its first read.
+        conn.execute_batch(
+            "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=200;",
+        )?;
+        // Hooks are short-lived processes, usually the only connection: without this,
+        // every exit would checkpoint (fsync) and delete the WAL, and the next hook would
+        // recreate it. Writers' auto-checkpoints keep the WAL bounded instead.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )?;
         let mut store = Self { conn };
         migrations::migrate(&mut store.conn)?;
         Ok(store)
@@ -82,7 +93,9 @@ impl Store {
 
     /// The schema version this database is at.
     pub fn schema_version(&self) -> Result<i64> {
-        Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
 }
 

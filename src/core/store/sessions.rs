@@ -64,7 +64,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
     Ok(SessionRow {
         session_id: r.get(0)?,
         id8: r.get(1)?,
-        role: r.get::<_, Option<String>>(2)?.unwrap_or_else(|| "subordinate".into()),
+        role: r
+            .get::<_, Option<String>>(2)?
+            .unwrap_or_else(|| "subordinate".into()),
         name: r.get(3)?,
         started_at: r.get(4)?,
         last_heartbeat_at: r.get(5)?,
@@ -138,14 +140,23 @@ impl Store {
                 ))?;
                 let rows = stmt
                     .query_map(
-                        params![h.host, h.boot_id, a.pid, a.start_ticks as i64, reg.id.as_str()],
+                        params![
+                            h.host,
+                            h.boot_id,
+                            a.pid,
+                            a.start_ticks as i64,
+                            reg.id.as_str()
+                        ],
                         from_row,
                     )?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 rows
             };
             for old in olds {
-                tx.execute("DELETE FROM sessions WHERE session_id=?1", [&old.session_id])?;
+                tx.execute(
+                    "DELETE FROM sessions WHERE session_id=?1",
+                    [&old.session_id],
+                )?;
                 out.moved_from.push(old.session_id.clone());
                 carried = Some(old);
             }
@@ -308,9 +319,9 @@ impl Store {
 
     /// Every row, live or not, oldest first.
     pub fn all_sessions(&self) -> Result<Vec<SessionRow>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!("SELECT {COLS} FROM sessions ORDER BY started_at, session_id"))?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLS} FROM sessions ORDER BY started_at, session_id"
+        ))?;
         let rows = stmt
             .query_map([], from_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -393,7 +404,9 @@ impl Store {
 /// A stronger earlier evidence is kept only while the owner is unchanged.
 fn existing_owner_matches(existing: Option<&SessionRow>, reg: &Registration<'_>) -> bool {
     match (existing, reg.agent) {
-        (Some(e), Some(a)) => e.agent_pid == Some(a.pid) && e.agent_started_at == Some(a.start_ticks),
+        (Some(e), Some(a)) => {
+            e.agent_pid == Some(a.pid) && e.agent_started_at == Some(a.start_ticks)
+        }
         (Some(_), None) => true,
         _ => false,
     }

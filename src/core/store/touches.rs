@@ -4,6 +4,7 @@ use super::Store;
 use crate::core::clock;
 use anyhow::Result;
 use rusqlite::params;
+use std::collections::HashMap;
 
 /// One touch of a path by a session.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -22,7 +23,9 @@ impl Store {
     pub fn record_touch(&self, session_id: &str, path: &str, tool: Option<&str>) -> Result<()> {
         let now = clock::now_ms();
         self.conn
-            .prepare_cached("INSERT INTO touches (session_id, path, tool, at_ms) VALUES (?1, ?2, ?3, ?4)")?
+            .prepare_cached(
+                "INSERT INTO touches (session_id, path, tool, at_ms) VALUES (?1, ?2, ?3, ?4)",
+            )?
             .execute(params![session_id, path, tool, now])?;
         // Cheap amortised prune: roughly one write in 256 pays for it.
         if now % 256 == 0 {
@@ -51,8 +54,56 @@ impl Store {
         Ok(rows)
     }
 
+    /// For each of `ids`, its most recent distinct paths since `since_ms` (newest first,
+    /// at most `per_session`). A short reverse index scan per session, so the cost does
+    /// not grow with the ledger's size.
+    pub fn recent_files(
+        &self,
+        ids: &[&str],
+        since_ms: i64,
+        per_session: usize,
+    ) -> Result<HashMap<String, Vec<String>>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT path FROM touches WHERE session_id=?1 AND at_ms>=?2 ORDER BY at_ms DESC LIMIT ?3",
+        )?;
+        let mut out = HashMap::new();
+        for id in ids {
+            let mut limit = (per_session * 8) as i64;
+            loop {
+                let mut seen: Vec<String> = Vec::new();
+                let mut n = 0i64;
+                let mut rows = stmt.query(params![id, since_ms, limit])?;
+                while let Some(r) = rows.next()? {
+                    n += 1;
+                    let p: String = r.get(0)?;
+                    if !seen.contains(&p) {
+                        seen.push(p);
+                        if seen.len() == per_session {
+                            break;
+                        }
+                    }
+                }
+                // Fewer distinct paths than wanted but the limit was hit: look further back.
+                if seen.len() < per_session && n == limit && limit < 100_000 {
+                    limit *= 8;
+                    continue;
+                }
+                if !seen.is_empty() {
+                    out.insert((*id).to_string(), seen);
+                }
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// Distinct paths `session_id` touched since `since_ms`, most recent first.
-    pub fn paths_of_session(&self, session_id: &str, since_ms: i64, limit: usize) -> Result<Vec<String>> {
+    pub fn paths_of_session(
+        &self,
+        session_id: &str,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<String>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT path, MAX(at_ms) AS t FROM touches WHERE session_id=?1 AND at_ms>=?2
              GROUP BY path ORDER BY t DESC LIMIT ?3",
