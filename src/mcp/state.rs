@@ -176,6 +176,16 @@ impl ServerState {
         Ok(())
     }
 
+    /// The evidence recorded on `id`'s row (weakest when unknown).
+    fn row_evidence(&self, id: &str) -> Evidence {
+        self.store()
+            .get(id)
+            .ok()
+            .flatten()
+            .and_then(|r| r.evidence.as_deref().and_then(Evidence::parse))
+            .unwrap_or(Evidence::Legacy)
+    }
+
     /// A tool call named `session_id`: treat it as explicit evidence.
     pub fn apply_explicit(&self, session_id: Option<&str>) -> Result<(), String> {
         if let Some(raw) = session_id.filter(|s| !s.is_empty()) {
@@ -200,6 +210,13 @@ impl ServerState {
             match owned {
                 Some(o) if o == b.id.as_str() => {
                     self.store().heartbeat(&o)?;
+                    let ev = self.row_evidence(&o);
+                    if ev > b.evidence {
+                        self.set_binding(Binding {
+                            id: b.id,
+                            evidence: ev,
+                        });
+                    }
                 }
                 Some(o) => {
                     // A hook registered a new id for our agent process (e.g. /clear): the

@@ -94,16 +94,13 @@ impl Project {
     /// Starts a fake agent process that just sleeps (hooks name it via CLAUDE_PID). Its
     /// own process group, so dropping it kills the `sleep` child too.
     pub fn sleeping_agent(&self) -> Sleeper {
-        let child = self
-            .cmd(&self.claude)
-            .args(["sleep", "600"])
+        let mut c = self.cmd(&self.claude);
+        c.args(["sleep", "600"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("spawn fake claude");
-        Sleeper(child)
+            .process_group(0);
+        Sleeper(spawn_retrying(&mut c))
     }
 
     /// Starts a fake agent whose child is `orchestrator serve`, with a JSON-RPC client.
@@ -118,7 +115,7 @@ impl Project {
         for (k, v) in env {
             c.env(k, v);
         }
-        let mut child = c.spawn().expect("spawn agent");
+        let mut child = spawn_retrying(&mut c);
         let stdin = child.stdin.take().expect("stdin");
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
@@ -150,6 +147,21 @@ impl Project {
             next_id: 1,
         }
     }
+}
+
+/// Spawns, retrying while another test thread's fork still holds the freshly written
+/// script open for writing (ETXTBSY).
+pub fn spawn_retrying(c: &mut Command) -> Child {
+    for _ in 0..200 {
+        match c.spawn() {
+            Ok(child) => return child,
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => panic!("spawn {c:?}: {e}"),
+        }
+    }
+    panic!("spawn {c:?}: executable stayed busy")
 }
 
 /// A fake agent process running `orchestrator serve` as its child.

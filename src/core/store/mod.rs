@@ -62,9 +62,16 @@ impl Store {
 
     fn from_connection(conn: Connection) -> Result<Self> {
         conn.busy_timeout(busy_timeout())?;
-        // WAL persists in the file; asking again is a cheap no-op once set.
-        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-        let _ = mode;
+        // WAL persists in the file, so only the creator switches it. Switching (and the
+        // first migration) can meet SQLITE_BUSY without the busy handler being invoked
+        // when many processes create the database at once: retry those by hand.
+        retry_busy(|| {
+            let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0))?;
+            }
+            Ok(())
+        })?;
         // A small auto-checkpoint keeps the WAL short, because a process that finds no
         // other connection open must re-read (checksum) the whole WAL before its first read.
         conn.execute_batch(
@@ -78,7 +85,7 @@ impl Store {
             true,
         )?;
         let mut store = Self { conn };
-        migrations::migrate(&mut store.conn)?;
+        retry_busy(|| migrations::migrate(&mut store.conn))?;
         Ok(store)
     }
 
@@ -99,10 +106,37 @@ impl Store {
     }
 }
 
+/// Retries `f` while SQLite reports the database busy or locked, up to the busy timeout.
+fn retry_busy<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    let deadline = std::time::Instant::now() + busy_timeout();
+    loop {
+        match f() {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                let busy = e.downcast_ref::<rusqlite::Error>().is_some_and(|se| {
+                    matches!(
+                        se.sqlite_error_code(),
+                        Some(
+                            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                        )
+                    )
+                });
+                if !busy || std::time::Instant::now() >= deadline {
+                    return Err(e);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+}
+
 /// Turns SQLite's terse errors into one line that names the file and the fix.
 fn explain(e: anyhow::Error, db: &std::path::Path) -> anyhow::Error {
     let msg = format!("{e:#}");
-    if msg.contains("not a database") || msg.contains("malformed") {
+    if msg.starts_with("database ") {
+        // Already explained.
+        e
+    } else if msg.contains("not a database") || msg.contains("malformed") {
         anyhow::anyhow!(
             "database {} is corrupt ({msg}); move it aside (mv it to a .bak name) and run again, \
              or run `orchestrator doctor`",
