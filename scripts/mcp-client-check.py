@@ -39,7 +39,7 @@ async def main():
     async def on_channel(p: ChannelParams):
         pushed.append(p)
 
-    a_params = StdioServerParameters(command=BIN, args=["serve"], env=dict(env, CLAUDE_CODE_SESSION_ID="pyclient-aaaa"))
+    a_params = StdioServerParameters(command=BIN, args=["serve"], env=dict(env, CLAUDE_CODE_SESSION_ID="pyclient-aaaa", ORCHESTRATOR_CHANNEL="on"))
     b_params = StdioServerParameters(command=BIN, args=["serve"], env=dict(env, CLAUDE_CODE_SESSION_ID="pyclient-bbbb"))
     binding = NotificationBinding(method="notifications/claude/channel", params_type=ChannelParams, handler=on_channel)
     async with stdio_client(a_params) as (ar, aw), stdio_client(b_params) as (br, bw):

@@ -52,6 +52,11 @@ enum Cmd {
         #[arg(long)]
         queue: bool,
     },
+    /// Make a live session the prime (@PA), taking the role from whoever holds it.
+    Takeover {
+        /// The session, e.g. @SA-1a2b3c4d or @name.
+        to: String,
+    },
     /// Wire the hooks and MCP server into a project (.claude/settings.json, .mcp.json).
     Install {
         /// Project directory (default: the project root).
@@ -83,6 +88,7 @@ pub fn run() -> i32 {
         Cmd::Gc { dry_run, json } => crate::human::gc::run(dry_run, json),
         Cmd::Doctor => crate::human::doctor::run(),
         Cmd::Send { to, body, queue } => crate::human::send::run(&to, &body.join(" "), queue),
+        Cmd::Takeover { to } => crate::human::send::takeover(&to),
         Cmd::Install { project, dry_run } => {
             crate::human::install::run(project.as_deref(), dry_run)
         }

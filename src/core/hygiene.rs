@@ -8,7 +8,7 @@ use crate::core::identity::anchor::{self, StaleReason};
 use crate::core::identity::Probe;
 use crate::core::liveness::{self, Policy, Verdict};
 use crate::core::paths::ProjectPaths;
-use crate::core::store::Store;
+use crate::core::store::{SessionRow, Store};
 use anyhow::Result;
 use std::fs;
 use std::io::ErrorKind;
@@ -129,17 +129,39 @@ pub fn reap_anchors(paths: &ProjectPaths, probe: &dyn Probe, dry_run: bool) -> R
 /// rebooted). Heartbeat-only rows are left: their absence of a process proves nothing.
 pub fn reap_rows(store: &Store, probe: &dyn Probe, dry_run: bool) -> Result<Vec<String>> {
     let now = crate::core::clock::now_ms();
-    let mut dead = Vec::new();
-    for row in store.all_sessions()? {
-        let v = liveness::verdict(&row, now, probe, Policy::default());
-        if matches!(v, Verdict::DeadProcess | Verdict::Rebooted) {
-            if !dry_run {
-                store.remove(&row.session_id)?;
-            }
-            dead.push(row.session_id);
-        }
+    let dead: Vec<SessionRow> = store
+        .all_sessions()?
+        .into_iter()
+        .filter(|row| {
+            matches!(
+                liveness::verdict(row, now, probe, Policy::default()),
+                Verdict::DeadProcess | Verdict::Rebooted
+            )
+        })
+        .collect();
+    if !dry_run {
+        bury(store, &dead)?;
     }
-    Ok(dead)
+    Ok(dead.into_iter().map(|r| r.session_id).collect())
+}
+
+/// Removes rows of confirmed-dead sessions. Their unread messages stay queued for their
+/// id (a resumed session gets them) and each sender is told at its next turn.
+pub fn bury(store: &Store, dead: &[SessionRow]) -> Result<()> {
+    for row in dead {
+        for (sender, n) in store.queued_senders(&row.session_id)? {
+            store.add_notice(
+                &sender,
+                &format!(
+                    "SA-{} ended (its agent process is gone) before reading {n} message(s) from you; \
+                     they stay queued for its id in case it resumes.",
+                    row.id8
+                ),
+            )?;
+        }
+        store.remove(&row.session_id)?;
+    }
+    Ok(())
 }
 
 /// Anchors and rows together, as `serve` start and `gc` run it.

@@ -1,10 +1,13 @@
 //! The engine every front door shares: paths, identity, store, liveness, hygiene, render.
 
+pub mod address;
 pub mod clock;
 pub mod hygiene;
 pub mod identity;
 pub mod liveness;
+pub mod mailbox;
 pub mod paths;
 pub mod render;
+pub mod roles;
 pub mod roster;
 pub mod store;

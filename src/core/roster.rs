@@ -2,8 +2,9 @@
 //! block, the MCP `roster` tool and `status` all render from, so they always agree.
 
 use crate::core::clock;
+use crate::core::hygiene;
 use crate::core::identity::Probe;
-use crate::core::liveness::{self, Caller, Policy};
+use crate::core::liveness::{self, Caller, Policy, Verdict};
 use crate::core::render::SiblingView;
 use crate::core::store::{SessionRow, Store};
 use anyhow::Result;
@@ -22,10 +23,22 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Reads every row, keeps the live ones, and loads their recent files.
+    /// Reads every row, keeps the live ones, and loads their recent files. Rows whose
+    /// agent process is confirmed dead are buried on the way (see `hygiene::bury`).
     pub fn load(store: &Store, probe: &dyn Probe, policy: Policy) -> Result<Self> {
         let now_ms = clock::now_ms();
-        let live = liveness::live(store.all_sessions()?, now_ms, probe, policy);
+        let mut live = Vec::new();
+        let mut dead = Vec::new();
+        for row in store.all_sessions()? {
+            match liveness::verdict(&row, now_ms, probe, policy) {
+                v if v.is_live() => live.push(row),
+                Verdict::DeadProcess | Verdict::Rebooted => dead.push(row),
+                _ => {}
+            }
+        }
+        if !dead.is_empty() {
+            hygiene::bury(store, &dead)?;
+        }
         let ids: Vec<&str> = live.iter().map(|r| r.session_id.as_str()).collect();
         let files = store.recent_files(&ids, now_ms - files_window_ms(), FILES_PER_SESSION)?;
         Ok(Self {

@@ -1,9 +1,10 @@
 //! SessionStart / SessionEnd / Stop: registration, anchors, turn state.
 
 use super::{snapshot, Ctx, Envelope};
+use crate::core::identity::SystemProbe;
 use crate::core::identity::{anchor, profile::EnvProfile, Evidence};
-use crate::core::render;
 use crate::core::store::Registration;
+use crate::core::{render, roles};
 use anyhow::Result;
 
 /// Writes the anchors and registers this id as the row of this agent process (moving any
@@ -17,7 +18,17 @@ pub fn register(ctx: &mut Ctx) -> Result<()> {
     let prof = EnvProfile::from_env();
     let mut reg = Registration::new(&ctx.id, Evidence::Explicit);
     reg.agent = ctx.agent;
-    reg.role = prof.role.as_deref();
+    let role = match prof.role.as_deref() {
+        Some(wanted) => {
+            let (role, why) = roles::admissible(&ctx.store, ctx.id.as_str(), wanted, &SystemProbe)?;
+            if let Some(why) = why {
+                ctx.store.add_notice(ctx.id.as_str(), &why)?;
+            }
+            Some(role)
+        }
+        None => None,
+    };
+    reg.role = role.as_deref();
     reg.name = prof.name.as_deref();
     reg.kind = prof.kind.as_deref();
     ctx.store.register(&reg)?;
@@ -54,6 +65,27 @@ pub fn start(ctx: &mut Ctx) -> Result<Envelope> {
             ));
         }
     }
+    if compact {
+        let seen: Vec<String> = ctx
+            .store
+            .inbox(ctx.id.as_str(), true, 20)?
+            .into_iter()
+            .filter(|m| m.state == "in_context")
+            .map(|m| {
+                format!(
+                    "#{} from SA-{}",
+                    m.id,
+                    crate::core::identity::session_id::id8(&m.sender_id)
+                )
+            })
+            .collect();
+        if !seen.is_empty() {
+            env.push(format!(
+                "[orchestrator] messages you saw but have not acked: {} (the `inbox` tool shows them).",
+                seen.join(", ")
+            ));
+        }
+    }
     if sibs.is_empty() {
         env.push("[orchestrator] no sibling sessions active.");
     } else {
@@ -61,6 +93,12 @@ pub fn start(ctx: &mut Ctx) -> Result<Envelope> {
     }
     ctx.store
         .set_roster_hash(ctx.id.as_str(), &render::roster_fingerprint(&sibs))?;
+    env.push(crate::core::mailbox::inject(
+        &mut ctx.store,
+        ctx.id.as_str(),
+        "hook",
+        crate::core::mailbox::HOOK_BUDGET_CHARS,
+    )?);
     Ok(env)
 }
 

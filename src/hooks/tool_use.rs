@@ -1,7 +1,7 @@
 //! PreToolUse / PostToolUse: the file-touch ledger and sibling-edit warnings.
 
 use super::{snapshot, Ctx, Envelope};
-use crate::core::{clock, paths, render, roster};
+use crate::core::{clock, mailbox, paths, render, roster};
 use anyhow::Result;
 
 /// Tools that write files and so enter the ledger.
@@ -70,6 +70,7 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
     Ok(env)
 }
 
+/// Records activity and, so a long autonomous run still hears, injects due messages.
 pub fn post(ctx: &mut Ctx) -> Result<Envelope> {
     super::ensure_registered(ctx)?;
     if let Some(tool) = ctx.input.tool_name.as_deref() {
@@ -78,5 +79,14 @@ pub fn post(ctx: &mut Ctx) -> Result<Envelope> {
     } else {
         ctx.store.heartbeat(ctx.id.as_str())?;
     }
-    Ok(Envelope::default())
+    let mut env = Envelope::default();
+    if ctx.store.queued_count(ctx.id.as_str())? > 0 || ctx.store.has_notices(ctx.id.as_str())? {
+        env.push(mailbox::inject(
+            &mut ctx.store,
+            ctx.id.as_str(),
+            "hook",
+            mailbox::HOOK_BUDGET_CHARS,
+        )?);
+    }
+    Ok(env)
 }

@@ -6,6 +6,7 @@ use crate::core::identity::resolver::{self, Inputs};
 use crate::core::identity::{AgentProcess, Evidence, SessionId, SystemProbe};
 use crate::core::liveness::Caller;
 use crate::core::paths::ProjectPaths;
+use crate::core::roles;
 use crate::core::store::{Registration, Store};
 use anyhow::Result;
 use std::collections::HashSet;
@@ -95,7 +96,18 @@ impl ServerState {
     fn registration<'a>(&'a self, id: &'a SessionId, evidence: Evidence) -> Registration<'a> {
         let mut reg = Registration::new(id, evidence);
         reg.agent = self.agent;
-        reg.role = self.profile.role.as_deref();
+        // Prime is a singleton: ask only when nobody else live holds it; otherwise keep
+        // whatever role the row has (a hook may already have registered and been told).
+        reg.role = match self.profile.role.as_deref() {
+            Some(roles::PRIME) => {
+                let held = roles::live_prime(&self.store(), id.as_str(), &SystemProbe)
+                    .ok()
+                    .flatten()
+                    .is_some();
+                (!held).then_some(roles::PRIME)
+            }
+            other => other,
+        };
         reg.name = self.profile.name.as_deref();
         reg.kind = self.profile.kind.as_deref();
         reg.server = Some((self.pid, &self.token));
@@ -124,9 +136,12 @@ impl ServerState {
                     })
             }
         };
-        let Some(b) = found else { return Ok(None) };
-        self.store()
-            .register(&self.registration(&b.id, b.evidence))?;
+        let Some(mut b) = found else { return Ok(None) };
+        let reg = self.registration(&b.id, b.evidence);
+        self.store().register(&reg)?;
+        // A hook may have registered the same id explicitly meanwhile: the row keeps the
+        // strongest evidence seen for this owner, and so does the binding.
+        b.evidence = b.evidence.max(self.row_evidence(b.id.as_str()));
         let note = if b.evidence.is_provisional() {
             " (provisional: a hook or tool call will confirm or move it)"
         } else {
@@ -154,8 +169,8 @@ impl ServerState {
                 return Ok(());
             }
             Some(c) => {
-                self.store()
-                    .rebind(c.id.as_str(), &self.registration(&id, evidence))?;
+                let reg = self.registration(&id, evidence);
+                self.store().rebind(c.id.as_str(), &reg)?;
                 log(&format!(
                     "rebound SA-{} -> SA-{} ({})",
                     c.id.id8(),
@@ -164,7 +179,8 @@ impl ServerState {
                 ));
             }
             None => {
-                self.store().register(&self.registration(&id, evidence))?;
+                let reg = self.registration(&id, evidence);
+                self.store().register(&reg)?;
                 log(&format!(
                     "bound to session SA-{} from {}",
                     id.id8(),
@@ -238,13 +254,13 @@ impl ServerState {
                     }
                 }
                 None => {
-                    self.store()
-                        .register(&self.registration(&b.id, b.evidence))?;
+                    let reg = self.registration(&b.id, b.evidence);
+                    self.store().register(&reg)?;
                 }
             }
         } else if !self.store().heartbeat(b.id.as_str())? {
-            self.store()
-                .register(&self.registration(&b.id, b.evidence))?;
+            let reg = self.registration(&b.id, b.evidence);
+            self.store().register(&reg)?;
         }
         Ok(())
     }

@@ -2,9 +2,11 @@
 //! explicit identity evidence (the server rebinds to it).
 
 use super::state::ServerState;
+use crate::core::identity::session_id::id8;
 use crate::core::identity::SystemProbe;
-use crate::core::render;
 use crate::core::roster::Snapshot;
+use crate::core::store::messages::Sender;
+use crate::core::{mailbox, render, roles};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock};
@@ -34,6 +36,48 @@ pub struct TaskArgs {
 pub struct NameArgs {
     /// A short name siblings can address you by as @name: 1-32 of [A-Za-z0-9_.-].
     pub name: String,
+    #[serde(default)]
+    pub session_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct SendArgs {
+    /// Recipients: @SA-<id8>, @<name>, @PA (the prime session), @all, or a comma list.
+    pub to: String,
+    /// The message (at most 8 KiB). Recipients see it fenced as another agent's words.
+    pub body: String,
+    /// The message id this replies to (threads the conversation).
+    #[serde(default)]
+    pub reply_to: Option<i64>,
+    /// Queue for a session that is not live now (it may resume) instead of failing.
+    #[serde(default)]
+    pub queue: Option<bool>,
+    #[serde(default)]
+    pub session_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+pub struct InboxArgs {
+    /// Only messages not yet acknowledged (default true).
+    #[serde(default)]
+    pub unread_only: Option<bool>,
+    #[serde(default)]
+    pub session_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct MessageIdArgs {
+    /// The message id (shown as #N).
+    pub message_id: i64,
+    #[serde(default)]
+    pub session_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+pub struct PrimeArgs {
+    /// Take prime even while another live session holds it.
+    #[serde(default)]
+    pub force: Option<bool>,
     #[serde(default)]
     pub session_id: Option<String>,
 }
@@ -235,6 +279,148 @@ impl Tools {
         match self.state.store().set_name(&me, Some(name)) {
             Ok(_) => ok(format!("name set: siblings can address you as @{name}")),
             Err(e) => fail(format!("cannot store the name: {e:#}; retry")),
+        }
+    }
+
+    #[tool(
+        description = "Send a message to other sessions (@SA-<id8>, @<name>, @PA, @all); it reaches them at their next turn or live."
+    )]
+    async fn send_message(
+        &self,
+        Parameters(a): Parameters<SendArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let me = match self.bound(a.session_id.as_deref()) {
+            Ok(m) => m,
+            Err(e) => return fail(e),
+        };
+        let mut store = self.state.store();
+        let row = store.get(&me).ok().flatten();
+        let from = Sender {
+            id: me.clone(),
+            name: row.as_ref().and_then(|r| r.name.clone()),
+            role: row.as_ref().map(|r| r.role.clone()),
+            task: row.as_ref().and_then(|r| r.current_task.clone()),
+        };
+        match mailbox::send(
+            &mut store,
+            &from,
+            &a.to,
+            &a.body,
+            a.reply_to,
+            a.queue.unwrap_or(false),
+            &SystemProbe,
+        ) {
+            Ok(sent) => ok(format!(
+                "message #{} sent to {}; ask message_status({}) for receipts",
+                sent.message_id,
+                sent.recipients
+                    .iter()
+                    .map(|r| format!("SA-{}", id8(r)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                sent.message_id
+            )),
+            Err(e) => fail(e),
+        }
+    }
+
+    #[tool(description = "Read messages addressed to you (unread ones by default), newest first.")]
+    async fn inbox(
+        &self,
+        Parameters(a): Parameters<InboxArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let me = match self.bound(a.session_id.as_deref()) {
+            Ok(m) => m,
+            Err(e) => return fail(e),
+        };
+        let store = self.state.store();
+        let msgs = match store.inbox(&me, a.unread_only.unwrap_or(true), 50) {
+            Ok(m) => m,
+            Err(e) => return fail(format!("cannot read the inbox: {e:#}; retry")),
+        };
+        if msgs.is_empty() {
+            return ok("[orchestrator] no unread messages.");
+        }
+        let ids: Vec<i64> = msgs.iter().map(|m| m.id).collect();
+        if let Err(e) = store.mark_read(&me, &ids) {
+            return fail(format!("cannot mark messages read: {e:#}; retry"));
+        }
+        ok(msgs
+            .iter()
+            .map(mailbox::render)
+            .collect::<Vec<_>>()
+            .join("\n\n"))
+    }
+
+    #[tool(
+        description = "Acknowledge a message you have read and acted on, so its sender sees the receipt."
+    )]
+    async fn ack(
+        &self,
+        Parameters(a): Parameters<MessageIdArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let me = match self.bound(a.session_id.as_deref()) {
+            Ok(m) => m,
+            Err(e) => return fail(e),
+        };
+        match self.state.store().ack(&me, a.message_id) {
+            Ok(true) => ok(format!("message #{} acknowledged", a.message_id)),
+            Ok(false) => fail(format!(
+                "message #{} was not addressed to you: check the id in your inbox",
+                a.message_id
+            )),
+            Err(e) => fail(format!("cannot store the ack: {e:#}; retry")),
+        }
+    }
+
+    #[tool(
+        description = "Show the delivery receipts of a message you sent: queued, in context (how), acknowledged, with times."
+    )]
+    async fn message_status(
+        &self,
+        Parameters(a): Parameters<MessageIdArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let me = match self.bound(a.session_id.as_deref()) {
+            Ok(m) => m,
+            Err(e) => return fail(e),
+        };
+        let store = self.state.store();
+        match store.message_sender(a.message_id) {
+            Ok(Some(s)) if s == me || self.state.self_ids().contains(&s) => {}
+            Ok(Some(_)) => return fail(format!("message #{} was not sent by you", a.message_id)),
+            Ok(None) => return fail(format!("no message #{}", a.message_id)),
+            Err(e) => return fail(format!("cannot read receipts: {e:#}; retry")),
+        }
+        match store.receipts(a.message_id) {
+            Ok(r) => ok(serde_json::to_string_pretty(&r).unwrap_or_default()),
+            Err(e) => fail(format!("cannot read receipts: {e:#}; retry")),
+        }
+    }
+
+    #[tool(
+        description = "Become the prime session (the coordinator, addressed as @PA); refused while another live session holds it unless force is true."
+    )]
+    async fn claim_prime(
+        &self,
+        Parameters(a): Parameters<PrimeArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let me = match self.bound(a.session_id.as_deref()) {
+            Ok(m) => m,
+            Err(e) => return fail(e),
+        };
+        match roles::claim_prime(
+            &self.state.store(),
+            &me,
+            a.force.unwrap_or(false),
+            &SystemProbe,
+        ) {
+            Ok(Ok(Some(prev))) => ok(format!(
+                "you are prime now (took it from SA-{})",
+                id8(&prev)
+            )),
+            Ok(Ok(None)) => ok("you are prime now"),
+            Ok(Err(e)) => fail(e),
+            Err(e) => fail(format!("cannot change roles: {e:#}; retry")),
         }
     }
 }

@@ -44,6 +44,38 @@ const STEPS: &[&str] = &[
      CREATE INDEX touches_session_at ON touches(session_id, at_ms);",
     // 3: the roster reads every session's recent files in one range scan.
     "CREATE INDEX touches_at ON touches(at_ms);",
+    // 4: messages, one delivery row per recipient, and notices for a session's next turn.
+    "CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        sender_id TEXT NOT NULL,
+        sender_name TEXT,
+        sender_role TEXT,
+        sender_task TEXT,
+        address TEXT NOT NULL,
+        body TEXT NOT NULL,
+        reply_to INTEGER,
+        thread_id INTEGER,
+        created_at_ms INTEGER NOT NULL
+     );
+     CREATE TABLE deliveries (
+        message_id INTEGER NOT NULL REFERENCES messages(id),
+        recipient_id TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'queued',
+        via TEXT,
+        queued_at_ms INTEGER NOT NULL,
+        in_context_at_ms INTEGER,
+        acked_at_ms INTEGER,
+        PRIMARY KEY (message_id, recipient_id)
+     );
+     CREATE INDEX deliveries_recipient_state ON deliveries(recipient_id, state);
+     CREATE TABLE notices (
+        id INTEGER PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        delivered_at_ms INTEGER
+     );
+     CREATE INDEX notices_pending ON notices(session_id, delivered_at_ms);",
 ];
 
 /// Brings the schema to the latest version in one immediate transaction per step.

@@ -1,0 +1,321 @@
+//! Message addressing: `@PA`/`@PrimeAgent`, `@SA-<id prefix>`, `@<name>`, `@all`, and
+//! comma or space separated lists of them. Resolution is against the live roster; an
+//! address that reaches nobody is an error naming who is live, never a silent drop.
+
+use crate::core::identity::SessionId;
+use crate::core::store::SessionRow;
+
+/// One parsed address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Prime,
+    Prefix(String),
+    Name(String),
+    All,
+}
+
+/// Parses `to`; every token must be an `@` address.
+pub fn parse(to: &str) -> Result<Vec<Target>, String> {
+    let tokens: Vec<&str> = to
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if tokens.is_empty() {
+        return Err("no recipient: address @SA-<id8>, @<name>, @PA or @all".into());
+    }
+    tokens.into_iter().map(parse_one).collect()
+}
+
+fn parse_one(tok: &str) -> Result<Target, String> {
+    let Some(a) = tok.strip_prefix('@') else {
+        return Err(format!(
+            "{tok:?} is not an address: use @SA-<id8>, @<name>, @PA or @all"
+        ));
+    };
+    match a {
+        "PA" | "PrimeAgent" | "pa" => Ok(Target::Prime),
+        "all" | "ALL" | "All" => Ok(Target::All),
+        _ => {
+            if let Some(p) = a.strip_prefix("SA-") {
+                if p.is_empty() || SessionId::parse(p).is_err() {
+                    return Err(format!(
+                        "@SA-{p} is not a session id prefix: use @SA- followed by [A-Za-z0-9_-]"
+                    ));
+                }
+                Ok(Target::Prefix(p.to_string()))
+            } else if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+            {
+                Ok(Target::Name(a.to_string()))
+            } else {
+                Err(format!(
+                    "{tok:?} is not an address: use @SA-<id8>, @<name>, @PA or @all"
+                ))
+            }
+        }
+    }
+}
+
+/// Splits leading `@addresses` off the first line of `text` (line-start addressing):
+/// `"@SA-1a2b,@all tests are red"` → `Some("@SA-1a2b,@all")`, `"tests are red"`.
+pub fn leading(text: &str) -> (Option<String>, String) {
+    let t = text.trim_start();
+    let mut addrs = Vec::new();
+    let mut rest = t;
+    loop {
+        let r = rest.trim_start_matches([' ', ',']);
+        if !r.starts_with('@') {
+            rest = r;
+            break;
+        }
+        let end = r
+            .find(|c: char| c == ',' || c.is_whitespace())
+            .unwrap_or(r.len());
+        if parse_one(&r[..end]).is_err() {
+            rest = r;
+            break;
+        }
+        addrs.push(&r[..end]);
+        rest = &r[end..];
+    }
+    if addrs.is_empty() {
+        (None, text.to_string())
+    } else {
+        (Some(addrs.join(",")), rest.trim_start().to_string())
+    }
+}
+
+fn who(rows: &[&SessionRow]) -> String {
+    if rows.is_empty() {
+        return "nobody else is live".into();
+    }
+    let list: Vec<String> = rows
+        .iter()
+        .map(|r| match r.name.as_deref() {
+            Some(n) => format!("@SA-{} ({n}, {})", r.id8, r.role),
+            None => format!("@SA-{} ({})", r.id8, r.role),
+        })
+        .collect();
+    format!("live: {}", list.join(", "))
+}
+
+/// Resolves targets to recipient ids (deduplicated, never the sender). With `queue`, a
+/// prefix that matches no live session may name a `known` id (a session that may resume).
+pub fn resolve(
+    targets: &[Target],
+    live: &[SessionRow],
+    sender: &str,
+    known: &[String],
+    queue: bool,
+) -> Result<Vec<String>, String> {
+    let others: Vec<&SessionRow> = live.iter().filter(|r| r.session_id != sender).collect();
+    let mut out: Vec<String> = Vec::new();
+    let push = |id: &str, out: &mut Vec<String>| {
+        if !out.iter().any(|o| o == id) {
+            out.push(id.to_string());
+        }
+    };
+    for t in targets {
+        match t {
+            Target::All => {
+                if others.is_empty() {
+                    return Err("@all reaches nobody: no other session is live".into());
+                }
+                for r in &others {
+                    push(&r.session_id, &mut out);
+                }
+            }
+            Target::Prime => {
+                let primes: Vec<&&SessionRow> =
+                    others.iter().filter(|r| r.role == "prime").collect();
+                match primes.as_slice() {
+                    [] => {
+                        return Err(format!(
+                            "@PA reaches nobody: no live prime session ({})",
+                            who(&others)
+                        ))
+                    }
+                    ps => {
+                        for p in ps {
+                            push(&p.session_id, &mut out);
+                        }
+                    }
+                }
+            }
+            Target::Name(n) => {
+                let hits: Vec<&&SessionRow> = others
+                    .iter()
+                    .filter(|r| r.name.as_deref() == Some(n))
+                    .collect();
+                if hits.is_empty() {
+                    return Err(format!("no live session named @{n} ({})", who(&others)));
+                }
+                for h in hits {
+                    push(&h.session_id, &mut out);
+                }
+            }
+            Target::Prefix(p) => {
+                if sender.starts_with(p.as_str())
+                    && !others.iter().any(|r| r.session_id.starts_with(p.as_str()))
+                {
+                    return Err(format!(
+                        "@SA-{p} is you: address another session ({})",
+                        who(&others)
+                    ));
+                }
+                let hits: Vec<&&SessionRow> = others
+                    .iter()
+                    .filter(|r| r.session_id.starts_with(p.as_str()))
+                    .collect();
+                match hits.as_slice() {
+                    [one] => push(&one.session_id, &mut out),
+                    [] => {
+                        if !queue {
+                            return Err(format!(
+                                "no live session @SA-{p} ({}); pass queue: true (CLI --queue) to queue it for a session that may resume",
+                                who(&others)
+                            ));
+                        }
+                        let k: Vec<&String> = known
+                            .iter()
+                            .filter(|k| k.starts_with(p.as_str()) && k.as_str() != sender)
+                            .collect();
+                        match k.as_slice() {
+                            [one] => push(one, &mut out),
+                            [] => push(p, &mut out),
+                            many => {
+                                return Err(format!(
+                                    "@SA-{p} is ambiguous among known sessions: {}",
+                                    many.iter()
+                                        .map(|s| s.as_str())
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                ))
+                            }
+                        }
+                    }
+                    many => {
+                        return Err(format!(
+                            "@SA-{p} is ambiguous: it matches {}; use more characters",
+                            many.iter()
+                                .map(|r| format!("@SA-{}", r.session_id))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ))
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, name: Option<&str>, role: &str) -> SessionRow {
+        SessionRow {
+            session_id: id.into(),
+            id8: id.get(..8).unwrap_or(id).into(),
+            role: role.into(),
+            name: name.map(str::to_string),
+            started_at: String::new(),
+            last_heartbeat_at: String::new(),
+            current_task: None,
+            kind: None,
+            agent_pid: None,
+            agent_started_at: None,
+            server_pid: None,
+            server_token: None,
+            host: None,
+            boot_id: None,
+            evidence: None,
+            activity: None,
+            activity_since: None,
+            last_tool: None,
+            roster_hash: None,
+        }
+    }
+
+    fn live() -> Vec<SessionRow> {
+        vec![
+            row("1a2b3c4d-aaaa", Some("lexer"), "prime"),
+            row("1a2b9999-bbbb", None, "subordinate"),
+            row("5e6f7a8b-cccc", Some("docs"), "subordinate"),
+            row("me000000-dddd", Some("me"), "subordinate"),
+        ]
+    }
+
+    #[test]
+    fn grammar_table() {
+        let me = "me000000-dddd";
+        type Case<'a> = (&'a str, bool, Result<Vec<&'a str>, &'a str>);
+        let cases: &[Case<'_>] = &[
+            (
+                "@all",
+                false,
+                Ok(vec!["1a2b3c4d-aaaa", "1a2b9999-bbbb", "5e6f7a8b-cccc"]),
+            ),
+            ("@PA", false, Ok(vec!["1a2b3c4d-aaaa"])),
+            ("@PrimeAgent", false, Ok(vec!["1a2b3c4d-aaaa"])),
+            ("@SA-5e6f7a8b", false, Ok(vec!["5e6f7a8b-cccc"])),
+            (
+                "@SA-1a2b3c4d,@SA-5e6f7a8b",
+                false,
+                Ok(vec!["1a2b3c4d-aaaa", "5e6f7a8b-cccc"]),
+            ),
+            (
+                "@docs, @lexer",
+                false,
+                Ok(vec!["5e6f7a8b-cccc", "1a2b3c4d-aaaa"]),
+            ),
+            ("@docs,@docs", false, Ok(vec!["5e6f7a8b-cccc"])),
+            ("@SA-1a2b", false, Err("ambiguous")),
+            (
+                "@nobody",
+                false,
+                Err("no live session named @nobody (live: @SA-1a2b3c4d (lexer, prime)"),
+            ),
+            ("@SA-deadbeef", false, Err("queue: true")),
+            ("@SA-deadbeef", true, Ok(vec!["deadbeef"])),
+            ("@SA-me000000", false, Err("is you")),
+            ("SA-1a2b3c4d", false, Err("not an address")),
+            ("@SA-../x", false, Err("not a session id prefix")),
+            ("", false, Err("no recipient")),
+        ];
+        for (to, queue, want) in cases {
+            let got = parse(to).and_then(|t| resolve(&t, &live(), me, &[], *queue));
+            match (want, &got) {
+                (Ok(ids), Ok(g)) => assert_eq!(g, ids, "{to}"),
+                (Err(needle), Err(e)) => assert!(e.contains(needle), "{to}: {e}"),
+                _ => panic!("{to}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn all_alone_and_no_prime() {
+        let solo = vec![row("me000000-dddd", None, "subordinate")];
+        let e = resolve(&[Target::All], &solo, "me000000-dddd", &[], false).expect_err("nobody");
+        assert!(e.contains("nobody"), "{e}");
+        let e =
+            resolve(&[Target::Prime], &solo, "me000000-dddd", &[], false).expect_err("no prime");
+        assert!(e.contains("no live prime"), "{e}");
+    }
+
+    #[test]
+    fn line_start_addresses() {
+        assert_eq!(
+            leading("@SA-1a2b3c4d,@all tests are red"),
+            (Some("@SA-1a2b3c4d,@all".into()), "tests are red".into())
+        );
+        assert_eq!(
+            leading("@docs hi @lexer"),
+            (Some("@docs".into()), "hi @lexer".into())
+        );
+        assert_eq!(leading("no address"), (None, "no address".into()));
+        assert_eq!(leading("@ lonely"), (None, "@ lonely".into()));
+    }
+}

@@ -1,0 +1,152 @@
+//! Live push: watch the database directory with inotify (no polling) and send each new
+//! message for this session as `notifications/claude/channel`. A pushed message is
+//! marked in context in the same transaction that takes it, so the hook path never
+//! repeats it; if the send fails it is put back in the queue.
+
+use super::state::ServerState;
+use crate::core::mailbox;
+use rmcp::model::{CustomNotification, ServerNotification};
+use rmcp::{Peer, RoleServer};
+use std::ffi::CString;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Whether this client should get pushes: `ORCHESTRATOR_CHANNEL=on|off|auto` (default auto:
+/// only when the client declared the experimental `claude/channel` capability, since a
+/// client that ignores the notification would lose the message).
+pub fn enabled(peer: &Peer<RoleServer>) -> bool {
+    match std::env::var("ORCHESTRATOR_CHANNEL").as_deref() {
+        Ok("on") | Ok("always") => true,
+        Ok("off") | Ok("never") => false,
+        _ => peer
+            .peer_info()
+            .and_then(|i| {
+                i.capabilities
+                    .experimental
+                    .as_ref()
+                    .map(|e| e.contains_key("claude/channel"))
+            })
+            .unwrap_or(false),
+    }
+}
+
+fn watch(dir: &std::path::Path) -> std::io::Result<OwnedFd> {
+    // SAFETY: inotify_init1 takes flags only; a negative return is an error.
+    let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor we own.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let c = CString::new(dir.as_os_str().as_encoded_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let mask = libc::IN_MODIFY | libc::IN_CLOSE_WRITE | libc::IN_CREATE | libc::IN_MOVED_TO;
+    // SAFETY: valid fd and NUL-terminated path.
+    if unsafe { libc::inotify_add_watch(fd, c.as_ptr(), mask) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(owned)
+}
+
+/// Runs until the peer goes away.
+pub async fn run(state: Arc<ServerState>, peer: Peer<RoleServer>) {
+    if !enabled(&peer) {
+        return;
+    }
+    let dir = state.paths.db_dir();
+    let fd = match watch(&dir) {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!(
+                "[orchestrator] live push disabled: cannot watch {}: {e}",
+                dir.display()
+            );
+            return;
+        }
+    };
+    // SAFETY: `fd` is a valid open inotify descriptor that the AsyncFd owns until drop.
+    let afd = match unsafe { tokio::io::unix::AsyncFd::register(fd) } {
+        Ok(a) => a,
+        Err(_) => return,
+    };
+    deliver(&state, &peer).await;
+    loop {
+        let Ok(mut guard) = afd.readable().await else {
+            return;
+        };
+        // Drain the event queue; the content does not matter, only that something changed.
+        let mut buf = [0u8; 4096];
+        loop {
+            use std::os::fd::AsRawFd;
+            // SAFETY: reading into a stack buffer of the stated length.
+            let n = unsafe {
+                libc::read(
+                    afd.get_ref().as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                )
+            };
+            if n <= 0 {
+                break;
+            }
+        }
+        guard.clear_ready();
+        // Let a burst of writes settle into one delivery pass.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        if !deliver(&state, &peer).await {
+            return;
+        }
+    }
+}
+
+/// Pushes every queued message; false once the client is gone.
+async fn deliver(state: &ServerState, peer: &Peer<RoleServer>) -> bool {
+    let Some(b) = state.binding() else {
+        return true;
+    };
+    let me = b.id.to_string();
+    let taken = {
+        let mut store = state.store();
+        match store.queued_count(&me) {
+            Ok(0) | Err(_) => return true,
+            Ok(_) => {}
+        }
+        match store.take_for_context(&me, "channel", usize::MAX, |_| 0) {
+            Ok((t, _)) => t,
+            Err(_) => return true,
+        }
+    };
+    for (i, m) in taken.iter().enumerate() {
+        let mut meta = serde_json::Map::new();
+        let s = |v: &str| serde_json::Value::String(v.to_string());
+        meta.insert("message_id".into(), s(&m.id.to_string()));
+        meta.insert("from_id".into(), s(&m.sender_id));
+        meta.insert(
+            "from_id8".into(),
+            s(crate::core::identity::session_id::id8(&m.sender_id)),
+        );
+        meta.insert(
+            "from_name".into(),
+            s(m.sender_name.as_deref().unwrap_or("")),
+        );
+        meta.insert(
+            "from_role".into(),
+            s(m.sender_role.as_deref().unwrap_or("")),
+        );
+        if let Some(r) = m.reply_to {
+            meta.insert("reply_to".into(), s(&r.to_string()));
+        }
+        let params = serde_json::json!({"content": mailbox::render(m), "meta": meta});
+        let n = ServerNotification::CustomNotification(CustomNotification::new(
+            "notifications/claude/channel",
+            Some(params),
+        ));
+        if peer.send_notification(n).await.is_err() {
+            let rest: Vec<i64> = taken[i..].iter().map(|m| m.id).collect();
+            let _ = state.store().requeue(&me, &rest);
+            return false;
+        }
+    }
+    true
+}
