@@ -139,9 +139,9 @@ fn a_hook_registering_a_new_id_moves_the_processes_row_keeping_name_and_role() {
     assert_eq!(store.all_sessions().expect("rows").len(), 1);
     // A server only deletes what it still owns.
     assert!(!store
-        .remove_if_owned("YYYYYYYY-2", "other-token")
+        .end_if_owned("YYYYYYYY-2", "other-token", "test")
         .expect("rm"));
-    assert!(store.remove_if_owned("YYYYYYYY-2", "tok").expect("rm"));
+    assert!(store.end_if_owned("YYYYYYYY-2", "tok", "test").expect("rm"));
     child.kill().expect("kill");
     child.wait().expect("wait");
 }
@@ -301,7 +301,7 @@ fn randomized_fleet_keeps_its_invariants() {
             // Clean exit (SessionEnd ran).
             35..=49 if !live.is_empty() => {
                 let s = live.swap_remove(rng.gen_range(0..live.len()));
-                store.remove(s.id.as_str()).expect("remove");
+                store.end(s.id.as_str(), "clean exit").expect("end");
                 let _ = std::fs::remove_file(paths.anchor_path(s.agent.pid));
                 table.0.remove(&s.agent.pid);
             }

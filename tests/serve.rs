@@ -233,6 +233,12 @@ fn c_d_two_agents_see_each_other_and_kill_9_drops_at_once() {
     // ...yet the very next read does not show it.
     let (ra, _) = a.call("roster", json!({}));
     assert!(ra.contains("no sibling sessions"), "{ra}");
+    let how = ended(&p);
+    assert!(
+        how.iter()
+            .any(|(id, h)| id == "bbbbbbbb-2" && h.contains("killed or crashed")),
+        "{how:?}"
+    );
 }
 
 #[test]
@@ -256,6 +262,18 @@ fn e_stdin_eof_and_sigint_remove_the_row() {
     assert!(b.wait_exit(T), "server did not exit on SIGINT");
     assert!(all_ids(&p).is_empty(), "row left after SIGINT");
     assert!(b.wait_stderr("shutting down: SIGINT", T));
+    let how = ended(&p);
+    assert!(
+        how.iter()
+            .any(|(id, h)| id == "eofeofeo-1"
+                && h.contains("clean exit (server stopped: stdin closed)")),
+        "{how:?}"
+    );
+    assert!(
+        how.iter()
+            .any(|(id, h)| id == "sigintsi-2" && h.contains("SIGINT")),
+        "{how:?}"
+    );
 }
 
 #[test]

@@ -159,7 +159,11 @@ pub fn bury(store: &Store, dead: &[SessionRow]) -> Result<()> {
                 ),
             )?;
         }
-        store.remove(&row.session_id)?;
+        let how = match row.local_agent() {
+            Some(_) => "killed or crashed (agent process gone, no clean exit)",
+            None => "host rebooted",
+        };
+        store.end(&row.session_id, how)?;
     }
     Ok(())
 }

@@ -110,7 +110,19 @@ pub fn stop(ctx: &mut Ctx) -> Result<Envelope> {
 
 /// Best effort: the client may kill this hook; the reaper is the real cleanup.
 pub fn end(ctx: &mut Ctx) -> Result<Envelope> {
-    ctx.store.remove(ctx.id.as_str())?;
+    let reason: String = ctx
+        .input
+        .reason
+        .as_deref()
+        .unwrap_or("other")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(40)
+        .collect();
+    ctx.store.end(
+        ctx.id.as_str(),
+        &format!("clean exit (SessionEnd: {reason})"),
+    )?;
     if let Some(a) = ctx.agent {
         remove_anchor_if_names(&ctx.paths.anchor_path(a.pid), ctx.id.as_str());
     }

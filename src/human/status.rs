@@ -1,99 +1,172 @@
-//! `orchestrator status`: the live roster for a person (table or `--json`).
+//! `orchestrator status`: the fleet for a person — a table (colored on a terminal) or
+//! `--json`; `--all` adds sessions that are gone and how they ended.
 
 use crate::core::identity::SystemProbe;
 use crate::core::liveness::{self, Policy};
+use crate::core::store::sessions::EndedSession;
+use crate::core::store::{SessionRow, Store};
 use crate::core::{clock, roster};
 use anyhow::Result;
 use std::io::IsTerminal;
 
-pub fn run(json: bool, all: bool) -> Result<i32> {
-    let (_paths, store) = super::open()?;
+/// How far back `--all` shows ended sessions.
+pub const ENDED_WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+/// One line of the table.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Entry {
+    pub session_id: String,
+    pub id8: String,
+    pub name: Option<String>,
+    pub role: String,
+    pub current_task: Option<String>,
+    pub last_heartbeat_at: Option<String>,
+    pub agent_pid: Option<i32>,
+    pub live: bool,
+    /// busy/idle and since when, for live rows; how it ended, for gone ones.
+    pub state: String,
+    pub files: Vec<String>,
+    pub unacked_messages: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
+    #[serde(skip)]
+    pub seen_ms: Option<i64>,
+}
+
+/// Collects the entries `status` shows.
+pub fn collect(store: &Store, all: bool) -> Result<Vec<Entry>> {
     let now = clock::now_ms();
     let policy = Policy::from_env();
-    let rows = store.all_sessions()?;
+    let files = {
+        let rows = store.all_sessions()?;
+        let ids: Vec<&str> = rows.iter().map(|r| r.session_id.as_str()).collect();
+        store.recent_files(&ids, now - roster::files_window_ms(), 8)?
+    };
     let mut out = Vec::new();
-    for r in rows {
+    for r in store.all_sessions()? {
         let v = liveness::verdict(&r, now, &SystemProbe, policy);
         if !v.is_live() && !all {
             continue;
         }
-        let files = store.paths_of_session(&r.session_id, now - roster::files_window_ms(), 8)?;
-        out.push((r, v, files));
-    }
-    if json {
-        let arr: Vec<serde_json::Value> = out
-            .iter()
-            .map(|(r, v, files)| {
-                let mut j = serde_json::to_value(r).unwrap_or_default();
-                if let Some(o) = j.as_object_mut() {
-                    o.insert("live".into(), v.is_live().into());
-                    o.insert("liveness".into(), v.as_str().into());
-                    o.insert("files".into(), serde_json::json!(files));
-                }
-                j
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&arr)?);
-        return Ok(0);
-    }
-    if out.is_empty() {
-        println!("no live sessions");
-        return Ok(0);
-    }
-    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    println!(
-        "{:<11} {:<14} {:<11} {:<32} {:<10} {:<8} {:<8} FILES",
-        "SESSION", "NAME", "ROLE", "TASK", "STATE", "SEEN", "PID"
-    );
-    for (r, v, files) in &out {
-        let task: String = r
-            .current_task
-            .as_deref()
-            .unwrap_or("-")
-            .chars()
-            .take(32)
-            .collect();
-        let state = match (
-            r.activity.as_deref(),
-            r.activity_since.as_deref().and_then(clock::parse_iso),
-        ) {
-            (Some(a), Some(t)) => format!("{a} {}", clock::age(now - t)),
-            _ => "-".into(),
-        };
         let state = if v.is_live() {
-            state
+            activity(&r, now)
         } else {
-            v.as_str().split(' ').next().unwrap_or("dead").to_string()
+            v.as_str().to_string()
         };
-        let line = format!(
-            "{:<11} {:<14} {:<11} {:<32} {:<10} {:<8} {:<8} {}",
-            format!("SA-{}", r.id8),
-            r.name
-                .as_deref()
-                .unwrap_or("-")
-                .chars()
-                .take(14)
-                .collect::<String>(),
-            r.role,
-            task,
+        out.push(Entry {
+            files: files.get(&r.session_id).cloned().unwrap_or_default(),
+            unacked_messages: store.unacked_count(&r.session_id)?,
+            live: v.is_live(),
             state,
-            clock::age(now - r.heartbeat_ms()),
-            r.agent_pid
+            seen_ms: Some(now - r.heartbeat_ms()),
+            session_id: r.session_id,
+            id8: r.id8,
+            name: r.name,
+            role: r.role,
+            current_task: r.current_task,
+            last_heartbeat_at: Some(r.last_heartbeat_at),
+            agent_pid: r.agent_pid,
+            ended_at: None,
+        });
+    }
+    if all {
+        for e in store.ended_since(now - ENDED_WINDOW_MS)? {
+            if out.iter().any(|x| x.session_id == e.session_id) {
+                continue;
+            }
+            out.push(ended(store, e)?);
+        }
+    }
+    Ok(out)
+}
+
+fn ended(store: &Store, e: EndedSession) -> Result<Entry> {
+    Ok(Entry {
+        unacked_messages: store.unacked_count(&e.session_id)?,
+        session_id: e.session_id,
+        id8: e.id8,
+        name: e.name,
+        role: e.role.unwrap_or_else(|| "subordinate".into()),
+        current_task: e.current_task,
+        last_heartbeat_at: None,
+        agent_pid: e.agent_pid,
+        live: false,
+        state: format!("ended: {}", e.how),
+        files: Vec::new(),
+        seen_ms: clock::parse_iso(&e.ended_at).map(|t| clock::now_ms() - t),
+        ended_at: Some(e.ended_at),
+    })
+}
+
+fn activity(r: &SessionRow, now: i64) -> String {
+    match (
+        r.activity.as_deref(),
+        r.activity_since.as_deref().and_then(clock::parse_iso),
+    ) {
+        (Some(a), Some(t)) => format!("{a} {}", clock::age(now - t)),
+        _ => "-".into(),
+    }
+}
+
+fn cut(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// The table as text; `color` adds ANSI bold for live ids and dim for gone rows.
+pub fn render_table(entries: &[Entry], color: bool) -> String {
+    if entries.is_empty() {
+        return "no live sessions\n".into();
+    }
+    let mut s = format!(
+        "{:<11} {:<10} {:<11} {:<30} {:<12} {:<7} {:<7} {:<4} FILES\n",
+        "SESSION", "NAME", "ROLE", "TASK", "STATE", "SEEN", "PID", "MSGS"
+    );
+    for e in entries {
+        let line = format!(
+            "{:<11} {:<10} {:<11} {:<30} {:<12} {:<7} {:<7} {:<4} {}",
+            format!("SA-{}", e.id8),
+            cut(e.name.as_deref().unwrap_or("-"), 10),
+            e.role,
+            cut(e.current_task.as_deref().unwrap_or("-"), 30),
+            cut(&e.state, if e.live { 12 } else { 80 }),
+            e.seen_ms.map(clock::age).unwrap_or_else(|| "-".into()),
+            e.agent_pid
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| "-".into()),
-            if files.is_empty() {
+            e.unacked_messages,
+            if e.files.is_empty() {
                 "-".to_string()
             } else {
-                files.join(",")
+                e.files.join(",")
             }
         );
-        if color && !v.is_live() {
-            println!("\x1b[2m{line}\x1b[0m");
+        let line = line.trim_end();
+        if color && !e.live {
+            s.push_str(&format!("\x1b[2m{line}\x1b[0m\n"));
         } else if color {
-            println!("\x1b[1m{}\x1b[0m{}", &line[..11], &line[11..]);
+            s.push_str(&format!("\x1b[1m{}\x1b[0m{}\n", &line[..11], &line[11..]));
         } else {
-            println!("{line}");
+            s.push_str(line);
+            s.push('\n');
         }
+    }
+    s
+}
+
+pub fn run(json: bool, all: bool) -> Result<i32> {
+    let (_paths, store) = super::open()?;
+    let entries = collect(&store, all)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+    } else {
+        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        print!("{}", render_table(&entries, color));
     }
     Ok(0)
 }

@@ -109,7 +109,7 @@ async fn serve() -> Result<i32> {
         _ = owner_gone(watched) => "agent process exited".into(),
     };
     log(&format!("shutting down: {why}"));
-    state.shutdown();
+    state.shutdown(&why);
     Ok(0)
 }
 

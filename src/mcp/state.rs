@@ -266,9 +266,10 @@ impl ServerState {
     }
 
     /// On the way out: delete our row only if this instance still owns it.
-    pub fn shutdown(&self) {
+    pub fn shutdown(&self, why: &str) {
         if let Some(b) = self.binding() {
-            match self.store().remove_if_owned(b.id.as_str(), &self.token) {
+            let how = format!("clean exit (server stopped: {why})");
+            match self.store().end_if_owned(b.id.as_str(), &self.token, &how) {
                 Ok(true) => log(&format!("session SA-{} ended; row removed", b.id.id8())),
                 Ok(false) => {}
                 Err(e) => log(&format!("could not remove row on exit: {e:#}")),

@@ -332,6 +332,23 @@ pub fn start_ticks(pid: i32) -> u64 {
         .expect("num")
 }
 
+/// How each ended session ended, from `status --json --all`.
+pub fn ended(p: &Project) -> Vec<(String, String)> {
+    let out = p.run(&["status", "--json", "--all"]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("status json");
+    v.as_array()
+        .expect("array")
+        .iter()
+        .filter(|r| r.get("ended_at").is_some())
+        .map(|r| {
+            (
+                r["session_id"].as_str().unwrap_or("").to_string(),
+                r["state"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
 /// The session ids in `orchestrator status --json`.
 pub fn live_ids(p: &Project) -> Vec<String> {
     let out = p.run(&["status", "--json"]);
@@ -351,7 +368,7 @@ pub fn live_ids(p: &Project) -> Vec<String> {
     ids
 }
 
-/// Every row in the DB, live or not.
+/// Every registry row, live or not (ended sessions excluded).
 pub fn all_ids(p: &Project) -> Vec<String> {
     let out = p.run(&["status", "--json", "--all"]);
     let v: Value = serde_json::from_slice(&out.stdout).expect("status json");
@@ -359,6 +376,7 @@ pub fn all_ids(p: &Project) -> Vec<String> {
         .as_array()
         .expect("array")
         .iter()
+        .filter(|r| r.get("ended_at").is_none())
         .filter_map(|r| r["session_id"].as_str().map(str::to_string))
         .collect();
     ids.sort();

@@ -76,6 +76,18 @@ const STEPS: &[&str] = &[
         delivered_at_ms INTEGER
      );
      CREATE INDEX notices_pending ON notices(session_id, delivered_at_ms);",
+    // 5: how sessions ended, for `status --all` and `doctor`.
+    "CREATE TABLE ended_sessions (
+        session_id TEXT PRIMARY KEY,
+        id8 TEXT NOT NULL,
+        name TEXT,
+        role TEXT,
+        current_task TEXT,
+        agent_pid INTEGER,
+        ended_at_ms INTEGER NOT NULL,
+        how TEXT NOT NULL
+     );
+     CREATE INDEX ended_at ON ended_sessions(ended_at_ms);",
 ];
 
 /// Brings the schema to the latest version in one immediate transaction per step.

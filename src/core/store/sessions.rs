@@ -268,6 +268,9 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let Some(c) = carried.as_ref() {
+            record_end(&tx, c, &format!("moved to SA-{}", reg.id.id8()))?;
+        }
         tx.execute("DELETE FROM sessions WHERE session_id=?1", [old])?;
         tx.commit()?;
         let mut reg2 = reg.clone();
@@ -376,20 +379,57 @@ impl Store {
         Ok(())
     }
 
-    pub fn remove(&self, id: &str) -> Result<bool> {
-        Ok(self
-            .conn
-            .execute("DELETE FROM sessions WHERE session_id=?1", [id])?
-            > 0)
+    /// Removes `id`'s row, remembering `how` it ended.
+    pub fn end(&self, id: &str, how: &str) -> Result<bool> {
+        self.end_where(id, None, how)
     }
 
-    /// Deletes `id` only while this server instance still owns it (a reloaded server's
+    /// Removes `id` only while this server instance still owns it (a reloaded server's
     /// successor may have taken the row over).
-    pub fn remove_if_owned(&self, id: &str, token: &str) -> Result<bool> {
-        Ok(self.conn.execute(
-            "DELETE FROM sessions WHERE session_id=?1 AND server_token=?2",
+    pub fn end_if_owned(&self, id: &str, token: &str, how: &str) -> Result<bool> {
+        self.end_where(id, Some(token), how)
+    }
+
+    fn end_where(&self, id: &str, token: Option<&str>, how: &str) -> Result<bool> {
+        let tx = self.conn.unchecked_transaction()?;
+        // Write first (the copy), so the transaction takes the write lock at once and
+        // never has to upgrade a read snapshot.
+        tx.execute(
+            "INSERT OR REPLACE INTO ended_sessions
+               (session_id, id8, name, role, current_task, agent_pid, ended_at_ms, how)
+             SELECT session_id, id8, name, role, current_task, agent_pid, ?3, ?4
+             FROM sessions WHERE session_id=?1 AND (?2 IS NULL OR server_token=?2)",
+            params![id, token, clock::now_ms(), how],
+        )?;
+        let n = tx.execute(
+            "DELETE FROM sessions WHERE session_id=?1 AND (?2 IS NULL OR server_token=?2)",
             params![id, token],
-        )? > 0)
+        )?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    /// Sessions that ended since `since_ms`, newest first: (row-ish facts, ended_at, how).
+    pub fn ended_since(&self, since_ms: i64) -> Result<Vec<EndedSession>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT session_id, id8, name, role, current_task, agent_pid, ended_at_ms, how
+             FROM ended_sessions WHERE ended_at_ms>=?1 ORDER BY ended_at_ms DESC",
+        )?;
+        let rows = stmt
+            .query_map([since_ms], |r| {
+                Ok(EndedSession {
+                    session_id: r.get(0)?,
+                    id8: r.get(1)?,
+                    name: r.get(2)?,
+                    role: r.get(3)?,
+                    current_task: r.get(4)?,
+                    agent_pid: r.get(5)?,
+                    ended_at: clock::iso(r.get(6)?),
+                    how: r.get(7)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
     }
 
     /// Takes server ownership of `id` (a new server instance for the same agent).
@@ -399,6 +439,41 @@ impl Store {
             params![id, pid, token],
         )? > 0)
     }
+}
+
+/// A session that is gone, and how it ended.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EndedSession {
+    pub session_id: String,
+    pub id8: String,
+    pub name: Option<String>,
+    pub role: Option<String>,
+    pub current_task: Option<String>,
+    pub agent_pid: Option<i32>,
+    pub ended_at: String,
+    pub how: String,
+}
+
+fn record_end(
+    tx: &rusqlite::Transaction<'_>,
+    row: &SessionRow,
+    how: &str,
+) -> rusqlite::Result<usize> {
+    tx.execute(
+        "INSERT OR REPLACE INTO ended_sessions
+           (session_id, id8, name, role, current_task, agent_pid, ended_at_ms, how)
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+        params![
+            row.session_id,
+            row.id8,
+            row.name,
+            row.role,
+            row.current_task,
+            row.agent_pid,
+            clock::now_ms(),
+            how
+        ],
+    )
 }
 
 /// A stronger earlier evidence is kept only while the owner is unchanged.
