@@ -31,6 +31,9 @@ enum Cmd {
         #[arg(long)]
         all: bool,
     },
+    /// Live full-screen view of sessions, messages and file overlaps (q quits); plain
+    /// periodic output when stdout is not a terminal.
+    Watch,
     /// Remove stale anchors and rows of dead sessions.
     Gc {
         /// Report what would be removed without removing it.
@@ -85,6 +88,7 @@ pub fn run() -> i32 {
         Cmd::Hook { event } => return crate::hooks::run(&event),
         Cmd::Serve => crate::mcp::run(),
         Cmd::Status { json, all } => crate::human::status::run(json, all),
+        Cmd::Watch => crate::human::watch::run(),
         Cmd::Gc { dry_run, json } => crate::human::gc::run(dry_run, json),
         Cmd::Doctor => crate::human::doctor::run(),
         Cmd::Send { to, body, queue } => crate::human::send::run(&to, &body.join(" "), queue),

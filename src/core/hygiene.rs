@@ -14,6 +14,10 @@ use std::fs;
 use std::io::ErrorKind;
 use std::path::PathBuf;
 
+/// A heartbeat-only row silent this long is removed by `gc` (a process-owned row is
+/// removed as soon as its process is provably dead).
+pub const ABANDONED_AFTER_MS: i64 = 24 * 3600 * 1000;
+
 /// What one reap found and did.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct Report {
@@ -55,6 +59,16 @@ impl Report {
 
 /// Judges every per-pid anchor in the state dir; removes stale ones unless `dry_run`.
 pub fn reap_anchors(paths: &ProjectPaths, probe: &dyn Probe, dry_run: bool) -> Result<Report> {
+    reap_anchors_with_progress(paths, probe, dry_run, &|_| {})
+}
+
+/// [`reap_anchors`], calling `progress` with the number of entries examined so far.
+pub fn reap_anchors_with_progress(
+    paths: &ProjectPaths,
+    probe: &dyn Probe,
+    dry_run: bool,
+    progress: &dyn Fn(usize),
+) -> Result<Report> {
     let mut report = Report {
         dry_run,
         ..Report::default()
@@ -69,7 +83,8 @@ pub fn reap_anchors(paths: &ProjectPaths, probe: &dyn Probe, dry_run: bool) -> R
             ))
         }
     };
-    for entry in entries.flatten() {
+    for (seen, entry) in entries.flatten().enumerate() {
+        progress(seen + 1);
         let name = entry.file_name();
         let Some(pid) = name.to_str().and_then(anchor::parse_anchor_name) else {
             report.ignored += 1;
@@ -129,20 +144,29 @@ pub fn reap_anchors(paths: &ProjectPaths, probe: &dyn Probe, dry_run: bool) -> R
 /// rebooted). Heartbeat-only rows are left: their absence of a process proves nothing.
 pub fn reap_rows(store: &Store, probe: &dyn Probe, dry_run: bool) -> Result<Vec<String>> {
     let now = crate::core::clock::now_ms();
-    let dead: Vec<SessionRow> = store
-        .all_sessions()?
-        .into_iter()
-        .filter(|row| {
-            matches!(
-                liveness::verdict(row, now, probe, Policy::default()),
-                Verdict::DeadProcess | Verdict::Rebooted
-            )
-        })
-        .collect();
+    let mut dead = Vec::new();
+    let mut abandoned = Vec::new();
+    for row in store.all_sessions()? {
+        match liveness::verdict(&row, now, probe, Policy::default()) {
+            Verdict::DeadProcess | Verdict::Rebooted => dead.push(row),
+            // No process to ask (another host, or no agent): silent for a day = gone.
+            Verdict::StaleHeartbeat if now - row.heartbeat_ms() > ABANDONED_AFTER_MS => {
+                abandoned.push(row)
+            }
+            _ => {}
+        }
+    }
     if !dry_run {
         bury(store, &dead)?;
+        for r in &abandoned {
+            store.end(&r.session_id, "stale (no heartbeat for a day)")?;
+        }
     }
-    Ok(dead.into_iter().map(|r| r.session_id).collect())
+    Ok(dead
+        .into_iter()
+        .chain(abandoned)
+        .map(|r| r.session_id)
+        .collect())
 }
 
 /// Removes rows of confirmed-dead sessions. Their unread messages stay queued for their
@@ -175,7 +199,18 @@ pub fn reap(
     probe: &dyn Probe,
     dry_run: bool,
 ) -> Result<Report> {
-    let mut report = reap_anchors(paths, probe, dry_run)?;
+    reap_with_progress(paths, store, probe, dry_run, &|_| {})
+}
+
+/// [`reap`] with a progress callback (entries of the state dir examined).
+pub fn reap_with_progress(
+    paths: &ProjectPaths,
+    store: Option<&Store>,
+    probe: &dyn Probe,
+    dry_run: bool,
+    progress: &dyn Fn(usize),
+) -> Result<Report> {
+    let mut report = reap_anchors_with_progress(paths, probe, dry_run, progress)?;
     if let Some(store) = store {
         report.rows_reaped = reap_rows(store, probe, dry_run)?;
     }

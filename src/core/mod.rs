@@ -2,6 +2,7 @@
 
 pub mod address;
 pub mod clock;
+pub mod fswatch;
 pub mod hygiene;
 pub mod identity;
 pub mod liveness;

@@ -3,10 +3,21 @@
 use crate::core::hygiene;
 use crate::core::identity::SystemProbe;
 use anyhow::Result;
+use std::io::IsTerminal;
 
 pub fn run(dry_run: bool, json: bool) -> Result<i32> {
     let (paths, store) = super::open()?;
-    let report = hygiene::reap(&paths, Some(&store), &SystemProbe, dry_run)?;
+    let tty = std::io::stderr().is_terminal();
+    let progress = |n: usize| {
+        if tty && n % 500 == 0 {
+            eprint!("\rexamining state dir: {n} entries");
+        }
+    };
+    let report =
+        hygiene::reap_with_progress(&paths, Some(&store), &SystemProbe, dry_run, &progress)?;
+    if tty {
+        eprint!("\r\x1b[2K");
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(0);
@@ -25,7 +36,7 @@ pub fn run(dry_run: bool, json: bool) -> Result<i32> {
     }
     for id in &report.rows_reaped {
         println!(
-            "{} session row SA-{}: agent process is dead",
+            "{} session row SA-{}: agent process is dead or silent for a day",
             if dry_run { "would remove" } else { "removed" },
             crate::core::identity::session_id::id8(id)
         );

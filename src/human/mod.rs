@@ -7,6 +7,7 @@ pub mod install;
 pub mod plugin_config;
 pub mod send;
 pub mod status;
+pub mod watch;
 
 use crate::core::paths::ProjectPaths;
 use crate::core::store::{self, Store};

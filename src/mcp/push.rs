@@ -4,11 +4,10 @@
 //! repeats it; if the send fails it is put back in the queue.
 
 use super::state::ServerState;
+use crate::core::fswatch::DirWatch;
 use crate::core::mailbox;
 use rmcp::model::{CustomNotification, ServerNotification};
 use rmcp::{Peer, RoleServer};
-use std::ffi::CString;
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,32 +30,14 @@ pub fn enabled(peer: &Peer<RoleServer>) -> bool {
     }
 }
 
-fn watch(dir: &std::path::Path) -> std::io::Result<OwnedFd> {
-    // SAFETY: inotify_init1 takes flags only; a negative return is an error.
-    let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh descriptor we own.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    let c = CString::new(dir.as_os_str().as_encoded_bytes())
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let mask = libc::IN_MODIFY | libc::IN_CLOSE_WRITE | libc::IN_CREATE | libc::IN_MOVED_TO;
-    // SAFETY: valid fd and NUL-terminated path.
-    if unsafe { libc::inotify_add_watch(fd, c.as_ptr(), mask) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(owned)
-}
-
 /// Runs until the peer goes away.
 pub async fn run(state: Arc<ServerState>, peer: Peer<RoleServer>) {
     if !enabled(&peer) {
         return;
     }
     let dir = state.paths.db_dir();
-    let fd = match watch(&dir) {
-        Ok(fd) => fd,
+    let fd = match DirWatch::new(&dir) {
+        Ok(w) => w.into_fd(),
         Err(e) => {
             eprintln!(
                 "[orchestrator] live push disabled: cannot watch {}: {e}",

@@ -350,3 +350,43 @@ impl Store {
         Ok(rows)
     }
 }
+
+/// A message as the person's `watch` view shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Recent {
+    pub id: i64,
+    pub sender_id: String,
+    pub sender_name: Option<String>,
+    pub address: String,
+    pub body: String,
+    pub created_at_ms: i64,
+    pub delivered: i64,
+    pub recipients: i64,
+}
+
+impl Store {
+    /// The newest `limit` messages with delivery progress.
+    pub fn recent_messages(&self, limit: usize) -> Result<Vec<Recent>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT m.id, m.sender_id, m.sender_name, m.address, m.body, m.created_at_ms,
+               (SELECT count(*) FROM deliveries d WHERE d.message_id=m.id AND d.state<>'queued'),
+               (SELECT count(*) FROM deliveries d WHERE d.message_id=m.id)
+             FROM messages m ORDER BY m.id DESC LIMIT ?1",
+        )?;
+        let rows = stmt
+            .query_map([limit as i64], |r| {
+                Ok(Recent {
+                    id: r.get(0)?,
+                    sender_id: r.get(1)?,
+                    sender_name: r.get(2)?,
+                    address: r.get(3)?,
+                    body: r.get(4)?,
+                    created_at_ms: r.get(5)?,
+                    delivered: r.get(6)?,
+                    recipients: r.get(7)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+}

@@ -1,0 +1,224 @@
+//! `orchestrator watch`: a live full-screen view (sessions, recent messages, file
+//! overlaps) redrawn when the database changes; `q` quits. Not on a terminal, it prints
+//! the plain view periodically instead.
+
+use super::status::{self, Entry};
+use crate::core::clock;
+use crate::core::fswatch::DirWatch;
+use crate::core::identity::session_id::id8;
+use crate::core::store::messages::Recent;
+use crate::core::store::Store;
+use anyhow::Result;
+use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
+use ratatui::layout::{Constraint, Layout};
+use ratatui::style::{Modifier, Style};
+use ratatui::widgets::{Block, Borders, Paragraph, Row, Table};
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+/// What one frame shows.
+pub struct View {
+    pub entries: Vec<Entry>,
+    pub messages: Vec<Recent>,
+    pub overlaps: Vec<(String, Vec<String>)>,
+}
+
+/// Reads the current view.
+pub fn load(store: &Store) -> Result<View> {
+    let entries = status::collect(store, false)?;
+    let mut by_file: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for e in &entries {
+        for f in &e.files {
+            by_file
+                .entry(f.clone())
+                .or_default()
+                .push(format!("SA-{}", e.id8));
+        }
+    }
+    let overlaps = by_file.into_iter().filter(|(_, v)| v.len() > 1).collect();
+    Ok(View {
+        entries,
+        messages: store.recent_messages(8)?,
+        overlaps,
+    })
+}
+
+fn message_line(m: &Recent) -> String {
+    let from = if m.sender_id == "human" {
+        "human".to_string()
+    } else {
+        format!("SA-{}", id8(&m.sender_id))
+    };
+    let first: String = m
+        .body
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(70)
+        .collect();
+    format!(
+        "#{} {} {from} → {}  [{}/{} seen]  {first}",
+        m.id,
+        clock::hh_mm(m.created_at_ms),
+        m.address,
+        m.delivered,
+        m.recipients
+    )
+}
+
+/// The plain-text view (non-terminal output and tests).
+pub fn render_plain(v: &View) -> String {
+    let mut s = status::render_table(&v.entries, false);
+    s.push_str("\nrecent messages:\n");
+    if v.messages.is_empty() {
+        s.push_str("  (none)\n");
+    }
+    for m in &v.messages {
+        s.push_str(&format!("  {}\n", message_line(m)));
+    }
+    s.push_str("\nfile overlaps (touched by more than one live session recently):\n");
+    if v.overlaps.is_empty() {
+        s.push_str("  (none)\n");
+    }
+    for (f, who) in &v.overlaps {
+        s.push_str(&format!("  {f}: {}\n", who.join(", ")));
+    }
+    s
+}
+
+pub fn run() -> Result<i32> {
+    let (paths, store) = super::open()?;
+    let watch = DirWatch::new(&paths.db_dir()).ok();
+    let every = std::env::var("ORCHESTRATOR_WATCH_SECS")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| *v > 0.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(Duration::from_secs(2));
+    if !std::io::stdout().is_terminal() {
+        loop {
+            println!("--- {} UTC", clock::iso(clock::now_ms()));
+            print!("{}", render_plain(&load(&store)?));
+            match watch.as_ref() {
+                Some(w) => {
+                    // Wake on change, but at most this often, and at least every `every`.
+                    w.wait(every);
+                    std::thread::sleep(Duration::from_millis(100));
+                    w.drain();
+                }
+                None => std::thread::sleep(every),
+            }
+        }
+    }
+    let mut term = ratatui::init();
+    let res = tui(&mut term, &store, watch.as_ref(), every);
+    ratatui::restore();
+    res.map(|_| 0)
+}
+
+fn tui(
+    term: &mut ratatui::DefaultTerminal,
+    store: &Store,
+    watch: Option<&DirWatch>,
+    every: Duration,
+) -> Result<()> {
+    let mut view = load(store)?;
+    let mut last = Instant::now();
+    loop {
+        term.draw(|f| draw(f, &view))?;
+        if event::poll(Duration::from_millis(200))? {
+            if let Event::Key(k) = event::read()? {
+                let quit = k.kind == KeyEventKind::Press
+                    && (matches!(k.code, KeyCode::Char('q') | KeyCode::Esc)
+                        || (k.code == KeyCode::Char('c')
+                            && k.modifiers.contains(KeyModifiers::CONTROL)));
+                if quit {
+                    return Ok(());
+                }
+            }
+        }
+        let changed = watch.map(DirWatch::drain).unwrap_or(false);
+        if changed || last.elapsed() >= every {
+            view = load(store)?;
+            last = Instant::now();
+        }
+    }
+}
+
+fn draw(f: &mut ratatui::Frame<'_>, v: &View) {
+    let [top, mid, bottom, help] = Layout::vertical([
+        Constraint::Min(5),
+        Constraint::Length(v.messages.len().clamp(1, 8) as u16 + 2),
+        Constraint::Length(v.overlaps.len().clamp(1, 6) as u16 + 2),
+        Constraint::Length(1),
+    ])
+    .areas(f.area());
+    let header = Row::new([
+        "SESSION", "NAME", "ROLE", "TASK", "STATE", "SEEN", "MSGS", "FILES",
+    ])
+    .style(Style::default().add_modifier(Modifier::BOLD));
+    let rows = v.entries.iter().map(|e| {
+        Row::new(vec![
+            format!("SA-{}", e.id8),
+            e.name.clone().unwrap_or_else(|| "-".into()),
+            e.role.clone(),
+            e.current_task.clone().unwrap_or_else(|| "-".into()),
+            e.state.clone(),
+            e.seen_ms.map(clock::age).unwrap_or_default(),
+            e.unacked_messages.to_string(),
+            e.files.join(", "),
+        ])
+    });
+    let widths = [
+        Constraint::Length(11),
+        Constraint::Length(10),
+        Constraint::Length(11),
+        Constraint::Percentage(30),
+        Constraint::Length(12),
+        Constraint::Length(7),
+        Constraint::Length(4),
+        Constraint::Percentage(30),
+    ];
+    let title = format!(" live sessions: {} ", v.entries.len());
+    f.render_widget(
+        Table::new(rows, widths)
+            .header(header)
+            .block(Block::default().borders(Borders::ALL).title(title)),
+        top,
+    );
+    let msgs: Vec<String> = if v.messages.is_empty() {
+        vec!["(none)".into()]
+    } else {
+        v.messages.iter().map(message_line).collect()
+    };
+    f.render_widget(
+        Paragraph::new(msgs.join("\n")).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" recent messages "),
+        ),
+        mid,
+    );
+    let ov: Vec<String> = if v.overlaps.is_empty() {
+        vec!["(none)".into()]
+    } else {
+        v.overlaps
+            .iter()
+            .map(|(file, who)| format!("{file}: {}", who.join(", ")))
+            .collect()
+    };
+    f.render_widget(
+        Paragraph::new(ov.join("\n")).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" file overlaps "),
+        ),
+        bottom,
+    );
+    f.render_widget(
+        Paragraph::new(" q quit · updates when the registry changes"),
+        help,
+    );
+}
