@@ -9,7 +9,7 @@ pub fn run(dry_run: bool, json: bool) -> Result<i32> {
     let (paths, store) = super::open()?;
     let tty = std::io::stderr().is_terminal();
     let progress = |n: usize| {
-        if tty && n % 500 == 0 {
+        if tty && n.is_multiple_of(500) {
             eprint!("\rexamining state dir: {n} entries");
         }
     };
