@@ -55,6 +55,38 @@ enum Cmd {
         #[arg(long)]
         queue: bool,
     },
+    /// Claim files or globs for a session (exclusive: siblings' edits there are refused).
+    Claim {
+        /// The session (default: the one this terminal's agent runs).
+        #[arg(long)]
+        session: Option<String>,
+        #[arg(long)]
+        exclusive: bool,
+        /// Upper bound on the claim's life, e.g. 30m, 2h.
+        #[arg(long)]
+        ttl: Option<String>,
+        /// Why, shown to siblings.
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Release a session's claims (the named ones, or all).
+    Release {
+        #[arg(long)]
+        session: Option<String>,
+        paths: Vec<String>,
+    },
+    /// List live claims.
+    Claims {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The git pre-commit guard for exclusive claims.
+    Guard {
+        #[command(subcommand)]
+        action: GuardCmd,
+    },
     /// Make a live session the prime (@PA), taking the role from whoever holds it.
     Takeover {
         /// The session, e.g. @SA-1a2b3c4d or @name.
@@ -71,6 +103,14 @@ enum Cmd {
     },
     /// Run three simulated agent sessions in a temporary project and show what each is told.
     Demo,
+}
+
+#[derive(Subcommand)]
+enum GuardCmd {
+    /// Install the pre-commit hook in this project's git repository.
+    Install,
+    /// Run the check (what the installed hook calls).
+    PreCommit,
 }
 
 /// Parses arguments and runs the command; returns the process exit code.
@@ -92,6 +132,29 @@ pub fn run() -> i32 {
         Cmd::Gc { dry_run, json } => crate::human::gc::run(dry_run, json),
         Cmd::Doctor => crate::human::doctor::run(),
         Cmd::Send { to, body, queue } => crate::human::send::run(&to, &body.join(" "), queue),
+        Cmd::Claim {
+            session,
+            exclusive,
+            ttl,
+            reason,
+            paths,
+        } => crate::human::claims::claim(
+            session.as_deref(),
+            exclusive,
+            ttl.as_deref(),
+            reason.as_deref(),
+            &paths,
+        ),
+        Cmd::Release { session, paths } => {
+            crate::human::claims::release(session.as_deref(), &paths)
+        }
+        Cmd::Claims { json } => crate::human::claims::list(json),
+        Cmd::Guard {
+            action: GuardCmd::Install,
+        } => crate::human::claims::guard_install(),
+        Cmd::Guard {
+            action: GuardCmd::PreCommit,
+        } => crate::human::claims::guard_pre_commit(),
         Cmd::Takeover { to } => crate::human::send::takeover(&to),
         Cmd::Install { project, dry_run } => {
             crate::human::install::run(project.as_deref(), dry_run)

@@ -9,6 +9,10 @@ use std::time::Duration;
 /// Replaces run-specific values (ages, pids, paths) so output can be compared whole.
 fn normalize(s: &str, p: &Project, pids: &[(i32, &str)]) -> String {
     let mut s = s.replace(&p.root.display().to_string(), "<root>");
+    if let Some(i) = s.find("schema v") {
+        let end = s[i + 8..].find(')').map(|e| i + 8 + e).unwrap_or(i + 8);
+        s.replace_range(i + 8..end, "<n>");
+    }
     for (pid, name) in pids {
         s = s.replace(&pid.to_string(), name);
     }
@@ -134,7 +138,7 @@ fn doctor_snapshot_and_exit_codes() {
     let want = "\
 info project root <root>
 ok state dir private (mode 700)
-ok database ok (quick_check; schema v5)
+ok database ok (quick_check; schema v<n>)
 ok active-session-<pid> names SA-d0c0d0c0: valid, matches its registry row
 FAIL active-session-4000001 names SA-deadbeef: stale, its process is not running
 fix: orchestrator gc

@@ -1,10 +1,13 @@
 //! The engine every front door shares: paths, identity, store, liveness, hygiene, render.
 
 pub mod address;
+pub mod claims;
 pub mod clock;
 pub mod fswatch;
+pub mod hazards;
 pub mod hygiene;
 pub mod identity;
+pub mod ledger;
 pub mod liveness;
 pub mod mailbox;
 pub mod paths;

@@ -2,11 +2,11 @@
 //! block, the MCP `roster` tool and `status` all render from, so they always agree.
 
 use crate::core::clock;
-use crate::core::hygiene;
 use crate::core::identity::Probe;
 use crate::core::liveness::{self, Caller, Policy, Verdict};
 use crate::core::render::SiblingView;
 use crate::core::store::{SessionRow, Store};
+use crate::core::{claims, hygiene};
 use anyhow::Result;
 use std::collections::HashMap;
 
@@ -39,6 +39,7 @@ impl Snapshot {
         if !dead.is_empty() {
             hygiene::bury(store, &dead)?;
         }
+        claims::expire(store, &live)?;
         let ids: Vec<&str> = live.iter().map(|r| r.session_id.as_str()).collect();
         let files = store.recent_files(&ids, now_ms - files_window_ms(), FILES_PER_SESSION)?;
         Ok(Self {

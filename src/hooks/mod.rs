@@ -3,6 +3,7 @@
 //! Contract with the client: exit 0 always; stdout is either nothing or one JSON answer;
 //! on any failure, one `[orchestrator] ...` line on stderr and nothing on stdout.
 
+mod bash;
 mod input;
 mod output;
 mod overlap;

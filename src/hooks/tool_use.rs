@@ -1,7 +1,7 @@
 //! PreToolUse / PostToolUse: the file-touch ledger and sibling-edit warnings.
 
 use super::{snapshot, Ctx, Envelope};
-use crate::core::{clock, mailbox, paths, render, roster};
+use crate::core::{claims, clock, mailbox, paths, render, roster};
 use anyhow::Result;
 
 /// Tools that write files and so enter the ledger.
@@ -24,23 +24,72 @@ fn edited_path(ctx: &Ctx) -> Option<String> {
 
 pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
     super::ensure_registered(ctx)?;
+    if ctx.input.tool_name.as_deref() == Some("Bash") {
+        return super::bash::pre(ctx);
+    }
     let mut env = Envelope::default();
     let Some(path) = edited_path(ctx) else {
         ctx.store.heartbeat(ctx.id.as_str())?;
         return Ok(env);
     };
-    ctx.store
-        .record_touch(ctx.id.as_str(), &path, ctx.input.tool_name.as_deref())?;
+    let ask = std::env::var("ORCHESTRATOR_FILE_GUARD").as_deref() == Ok("ask");
     let now = clock::now_ms();
+    let any_claim = ctx
+        .store
+        .all_claims()?
+        .iter()
+        .any(|c| claims::matches(&c.pattern, &path));
     let others =
         ctx.store
             .touches_of_path(&path, now - roster::files_window_ms(), ctx.id.as_str())?;
-    if others.is_empty() {
+    if !any_claim && others.is_empty() {
+        ctx.store
+            .record_touch(ctx.id.as_str(), &path, ctx.input.tool_name.as_deref())?;
         return Ok(env);
     }
-    let snap = snapshot(ctx)?;
+    let snap = snapshot(ctx)?; // also lapses expired claims and drops dead holders'
     let caller = ctx.caller();
+    let all = ctx.store.all_claims()?;
+    let hits = claims::conflicts(&all, &snap.live, &caller, &path);
+    if let Some((c, holder)) = hits.iter().find(|(c, _)| c.exclusive) {
+        let task = holder.current_task.as_deref().unwrap_or("(no task set)");
+        let reason = format!(
+            "[orchestrator] {path} is under an exclusive claim ({}) by {} ({}) — task: {task}{}. \
+             Ask them first: send_message(to: \"@SA-{}\", body: \"...\"); you will be told when it is released.",
+            c.pattern,
+            render::handle(holder),
+            holder.name.as_deref().unwrap_or(&holder.role),
+            c.reason.as_deref().map(|r| format!(" — reason: {r}")).unwrap_or_default(),
+            holder.id8
+        );
+        ctx.store.add_waiter(c.id, ctx.id.as_str())?;
+        ctx.store.add_notice(
+            &holder.session_id,
+            &format!(
+                "SA-{} was {} editing {path} because of your exclusive claim on {}.",
+                ctx.id.id8(),
+                if ask { "asked before" } else { "refused" },
+                c.pattern
+            ),
+        )?;
+        env.decision = Some((if ask { "ask" } else { "deny" }, reason));
+        return Ok(env);
+    }
+    ctx.store
+        .record_touch(ctx.id.as_str(), &path, ctx.input.tool_name.as_deref())?;
     let mut lines = Vec::new();
+    for (c, holder) in &hits {
+        ctx.store.add_waiter(c.id, ctx.id.as_str())?;
+        lines.push(format!(
+            "{} holds a shared claim on {}{}",
+            render::handle(holder),
+            c.pattern,
+            c.reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ));
+    }
     for t in &others {
         if let Some(row) = snap
             .live
@@ -63,7 +112,7 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
         "[orchestrator] sibling edit warning: {}. Coordinate before editing (message @SA-<id8>).",
         lines.join("; ")
     );
-    if std::env::var("ORCHESTRATOR_FILE_GUARD").as_deref() == Ok("ask") {
+    if ask && !others.is_empty() {
         env.decision = Some(("ask", msg.clone()));
     }
     env.push(msg);
@@ -73,13 +122,16 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
 /// Records activity and, so a long autonomous run still hears, injects due messages.
 pub fn post(ctx: &mut Ctx) -> Result<Envelope> {
     super::ensure_registered(ctx)?;
+    let mut env = Envelope::default();
+    if ctx.input.tool_name.as_deref() == Some("Bash") {
+        super::bash::post(ctx, &mut env)?;
+    }
     if let Some(tool) = ctx.input.tool_name.as_deref() {
         let tool: String = tool.chars().take(64).collect();
         ctx.store.set_last_tool(ctx.id.as_str(), &tool)?;
     } else {
         ctx.store.heartbeat(ctx.id.as_str())?;
     }
-    let mut env = Envelope::default();
     if ctx.store.queued_count(ctx.id.as_str())? > 0 || ctx.store.has_notices(ctx.id.as_str())? {
         env.push(mailbox::inject(
             &mut ctx.store,

@@ -1,5 +1,6 @@
 //! Commands for the person running the fleet.
 
+pub mod claims;
 pub mod demo;
 pub mod doctor;
 pub mod gc;

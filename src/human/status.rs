@@ -5,7 +5,7 @@ use crate::core::identity::SystemProbe;
 use crate::core::liveness::{self, Policy};
 use crate::core::store::sessions::EndedSession;
 use crate::core::store::{SessionRow, Store};
-use crate::core::{clock, roster};
+use crate::core::{clock, ledger, roster};
 use anyhow::Result;
 use std::io::IsTerminal;
 
@@ -26,6 +26,8 @@ pub struct Entry {
     /// busy/idle and since when, for live rows; how it ended, for gone ones.
     pub state: String,
     pub files: Vec<String>,
+    /// Files this session changed that are still uncommitted (git projects).
+    pub uncommitted_files: Vec<String>,
     pub unacked_messages: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<String>,
@@ -35,7 +37,14 @@ pub struct Entry {
 
 /// Collects the entries `status` shows.
 pub fn collect(store: &Store, all: bool) -> Result<Vec<Entry>> {
+    collect_in(store, all, None)
+}
+
+/// [`collect`], also computing uncommitted files when `root` is given.
+pub fn collect_in(store: &Store, all: bool, root: Option<&std::path::Path>) -> Result<Vec<Entry>> {
     let now = clock::now_ms();
+    let tree = root.map(ledger::snapshot);
+    let dirty: Vec<&str> = tree.as_ref().map(ledger::dirty).unwrap_or_default();
     let policy = Policy::from_env();
     let files = {
         let rows = store.all_sessions()?;
@@ -53,7 +62,17 @@ pub fn collect(store: &Store, all: bool) -> Result<Vec<Entry>> {
         } else {
             v.as_str().to_string()
         };
+        let uncommitted = if dirty.is_empty() {
+            Vec::new()
+        } else {
+            store
+                .paths_of_session(&r.session_id, 0, 500)?
+                .into_iter()
+                .filter(|p| dirty.contains(&p.as_str()))
+                .collect()
+        };
         out.push(Entry {
+            uncommitted_files: uncommitted,
             files: files.get(&r.session_id).cloned().unwrap_or_default(),
             unacked_messages: store.unacked_count(&r.session_id)?,
             live: v.is_live(),
@@ -93,9 +112,36 @@ fn ended(store: &Store, e: EndedSession) -> Result<Entry> {
         live: false,
         state: format!("ended: {}", e.how),
         files: Vec::new(),
+        uncommitted_files: Vec::new(),
         seen_ms: clock::parse_iso(&e.ended_at).map(|t| clock::now_ms() - t),
         ended_at: Some(e.ended_at),
     })
+}
+
+/// Recent files, uncommitted ones marked `*`, then uncommitted older ones.
+fn files_cell(e: &Entry) -> String {
+    let mut v: Vec<String> = e
+        .files
+        .iter()
+        .map(|f| {
+            if e.uncommitted_files.contains(f) {
+                format!("{f}*")
+            } else {
+                f.clone()
+            }
+        })
+        .collect();
+    v.extend(
+        e.uncommitted_files
+            .iter()
+            .filter(|f| !e.files.contains(f))
+            .map(|f| format!("{f}*")),
+    );
+    if v.is_empty() {
+        "-".into()
+    } else {
+        v.join(",")
+    }
 }
 
 fn activity(r: &SessionRow, now: i64) -> String {
@@ -140,11 +186,7 @@ pub fn render_table(entries: &[Entry], color: bool) -> String {
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| "-".into()),
             e.unacked_messages,
-            if e.files.is_empty() {
-                "-".to_string()
-            } else {
-                e.files.join(",")
-            }
+            files_cell(e)
         );
         let line = line.trim_end();
         if color && !e.live {
@@ -160,13 +202,16 @@ pub fn render_table(entries: &[Entry], color: bool) -> String {
 }
 
 pub fn run(json: bool, all: bool) -> Result<i32> {
-    let (_paths, store) = super::open()?;
-    let entries = collect(&store, all)?;
+    let (paths, store) = super::open()?;
+    let entries = collect_in(&store, all, Some(&paths.root))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&entries)?);
     } else {
         let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         print!("{}", render_table(&entries, color));
+        if entries.iter().any(|e| !e.uncommitted_files.is_empty()) {
+            println!("(* = changed by that session and still uncommitted)");
+        }
     }
     Ok(0)
 }

@@ -6,7 +6,7 @@ use crate::core::identity::session_id::id8;
 use crate::core::identity::SystemProbe;
 use crate::core::roster::Snapshot;
 use crate::core::store::messages::Sender;
-use crate::core::{mailbox, render, roles};
+use crate::core::{claims, mailbox, render, roles};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock};
@@ -78,6 +78,32 @@ pub struct PrimeArgs {
     /// Take prime even while another live session holds it.
     #[serde(default)]
     pub force: Option<bool>,
+    #[serde(default)]
+    pub session_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct ClaimArgs {
+    /// Files, directories or globs (`src/parser/**`), relative to the project root or absolute.
+    pub paths_or_globs: Vec<String>,
+    /// Exclusive: siblings' edits there are refused until you release it. Default: shared (they are warned).
+    #[serde(default)]
+    pub exclusive: Option<bool>,
+    /// Why, shown to siblings.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Upper bound on the claim's life, e.g. `30m`, `2h` (it always ends with your session).
+    #[serde(default)]
+    pub ttl: Option<String>,
+    #[serde(default)]
+    pub session_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+pub struct ReleaseArgs {
+    /// Claims to release; all of yours when omitted.
+    #[serde(default)]
+    pub paths: Option<Vec<String>>,
     #[serde(default)]
     pub session_id: Option<String>,
 }
@@ -395,6 +421,113 @@ impl Tools {
             Ok(r) => ok(serde_json::to_string_pretty(&r).unwrap_or_default()),
             Err(e) => fail(format!("cannot read receipts: {e:#}; retry")),
         }
+    }
+
+    #[tool(
+        description = "Claim files or globs while you work on them: exclusive claims make siblings' edits there ask you first; claims end with your session."
+    )]
+    async fn claim(
+        &self,
+        Parameters(a): Parameters<ClaimArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let me = match self.bound(a.session_id.as_deref()) {
+            Ok(m) => m,
+            Err(e) => return fail(e),
+        };
+        let ttl = match a.ttl.as_deref().map(claims::parse_ttl).transpose() {
+            Ok(t) => t,
+            Err(e) => return fail(e),
+        };
+        let store = self.state.store();
+        let live = crate::core::liveness::live(
+            store.all_sessions().unwrap_or_default(),
+            crate::core::clock::now_ms(),
+            &SystemProbe,
+            crate::core::liveness::Policy::from_env(),
+        );
+        let root = self.state.paths.root.clone();
+        let exclusive = a.exclusive.unwrap_or(false);
+        match claims::claim(
+            &store,
+            &me,
+            &live,
+            &root,
+            &root,
+            &a.paths_or_globs,
+            exclusive,
+            a.reason.as_deref(),
+            ttl,
+        ) {
+            Ok(Ok(p)) => ok(format!(
+                "{} claim on {} (released when you call release or your session ends)",
+                if exclusive { "exclusive" } else { "shared" },
+                p.join(", ")
+            )),
+            Ok(Err(e)) => fail(e),
+            Err(e) => fail(format!("cannot store the claim: {e:#}; retry")),
+        }
+    }
+
+    #[tool(
+        description = "Release your claims (the named ones, or all); siblings who waited are told."
+    )]
+    async fn release(
+        &self,
+        Parameters(a): Parameters<ReleaseArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let me = match self.bound(a.session_id.as_deref()) {
+            Ok(m) => m,
+            Err(e) => return fail(e),
+        };
+        let root = self.state.paths.root.clone();
+        match claims::release(
+            &self.state.store(),
+            &me,
+            &root,
+            &root,
+            &a.paths.unwrap_or_default(),
+        ) {
+            Ok(Ok(r)) if r.is_empty() => ok("you held no claims"),
+            Ok(Ok(r)) => ok(format!("released: {}", r.join(", "))),
+            Ok(Err(e)) => fail(e),
+            Err(e) => fail(format!("cannot release: {e:#}; retry")),
+        }
+    }
+
+    #[tool(
+        description = "List the live claims on this project: who holds what, exclusive or shared, and why."
+    )]
+    async fn claims(
+        &self,
+        Parameters(a): Parameters<IdentityArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        if let Err(e) = self.state.apply_explicit(a.session_id.as_deref()) {
+            return fail(e);
+        }
+        let store = self.state.store();
+        let snap = match Snapshot::load(
+            &store,
+            &SystemProbe,
+            crate::core::liveness::Policy::from_env(),
+        ) {
+            Ok(s) => s,
+            Err(e) => return fail(format!("cannot read the registry: {e:#}")),
+        };
+        let all = store.all_claims().unwrap_or_default();
+        if all.is_empty() {
+            return ok("[orchestrator] no claims.");
+        }
+        let lines: Vec<String> = all
+            .iter()
+            .map(|c| {
+                claims::describe(
+                    c,
+                    snap.live.iter().find(|r| r.session_id == c.session_id),
+                    snap.now_ms,
+                )
+            })
+            .collect();
+        ok(lines.join("\n"))
     }
 
     #[tool(

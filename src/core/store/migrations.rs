@@ -88,6 +88,29 @@ const STEPS: &[&str] = &[
         how TEXT NOT NULL
      );
      CREATE INDEX ended_at ON ended_sessions(ended_at_ms);",
+    // 6: claims (tied to their session's liveness), who waits on them, and the Bash ledger's
+    // per-session working-tree snapshots.
+    "CREATE TABLE claims (
+        id INTEGER PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        pattern TEXT NOT NULL,
+        exclusive INTEGER NOT NULL,
+        reason TEXT,
+        created_at_ms INTEGER NOT NULL,
+        expires_at_ms INTEGER,
+        UNIQUE (session_id, pattern)
+     );
+     CREATE TABLE claim_waiters (
+        claim_id INTEGER NOT NULL,
+        session_id TEXT NOT NULL,
+        PRIMARY KEY (claim_id, session_id)
+     );
+     CREATE TABLE tree_snapshots (
+        session_id TEXT PRIMARY KEY,
+        head TEXT,
+        entries TEXT NOT NULL,
+        at_ms INTEGER NOT NULL
+     );",
 ];
 
 /// Brings the schema to the latest version in one immediate transaction per step.

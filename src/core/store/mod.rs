@@ -3,6 +3,7 @@
 //! Kept behind this narrow type so another backend (PostgreSQL for multi-host fleets) can
 //! replace it; callers never see SQL.
 
+pub mod claims;
 pub mod messages;
 mod migrations;
 pub mod sessions;

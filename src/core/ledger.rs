@@ -1,0 +1,162 @@
+//! The working-tree ledger: snapshots of what is changed in the checkout, so a write made
+//! through a shell command (sed -i, mv, code generators) is attributed to the session whose
+//! command ran. Git repositories use one `git status`; elsewhere file mtimes are compared.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Files examined at most when the project is not a git repository.
+pub const MAX_WALK: usize = 20_000;
+
+/// One snapshot: HEAD (commit and branch, git only) and every changed (git) or present
+/// (no git) file with its status, mtime and size.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeState {
+    pub head: Option<String>,
+    pub git: bool,
+    pub entries: BTreeMap<String, (String, i64, u64)>,
+}
+
+fn stamp(root: &Path, rel: &str) -> (i64, u64) {
+    match std::fs::symlink_metadata(root.join(rel)) {
+        Ok(m) => (m.mtime() * 1_000_000_000 + m.mtime_nsec(), m.size()),
+        Err(_) => (0, 0),
+    }
+}
+
+/// Takes a snapshot of the checkout at `root`.
+pub fn snapshot(root: &Path) -> TreeState {
+    if root.join(".git").exists() {
+        if let Some(s) = git_snapshot(root) {
+            return s;
+        }
+    }
+    walk_snapshot(root)
+}
+
+fn git_snapshot(root: &Path) -> Option<TreeState> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args([
+            "status",
+            "--porcelain=v2",
+            "--branch",
+            "-z",
+            "--untracked-files=all",
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut st = TreeState {
+        git: true,
+        ..TreeState::default()
+    };
+    let (mut oid, mut branch) = (String::new(), String::new());
+    let mut fields = text.split('\0').peekable();
+    while let Some(rec) = fields.next() {
+        if let Some(v) = rec.strip_prefix("# branch.oid ") {
+            oid = v.to_string();
+        } else if let Some(v) = rec.strip_prefix("# branch.head ") {
+            branch = v.to_string();
+        } else if let Some(rest) = rec.strip_prefix("1 ") {
+            // 1 XY sub mH mI mW hH hI path
+            let parts: Vec<&str> = rest.splitn(8, ' ').collect();
+            if let (Some(xy), Some(path)) = (parts.first(), parts.get(7)) {
+                st.entries.insert(path.to_string(), entry(root, xy, path));
+            }
+        } else if let Some(rest) = rec.strip_prefix("2 ") {
+            // 2 XY sub mH mI mW hH hI Xscore path \0 origPath
+            let parts: Vec<&str> = rest.splitn(9, ' ').collect();
+            if let (Some(xy), Some(path)) = (parts.first(), parts.get(8)) {
+                st.entries.insert(path.to_string(), entry(root, xy, path));
+            }
+            fields.next();
+        } else if let Some(path) = rec.strip_prefix("? ") {
+            st.entries.insert(path.to_string(), entry(root, "??", path));
+        } else if let Some(rest) = rec.strip_prefix("u ") {
+            if let Some(path) = rest.splitn(10, ' ').nth(9) {
+                st.entries.insert(path.to_string(), entry(root, "UU", path));
+            }
+        }
+    }
+    if !oid.is_empty() {
+        st.head = Some(format!("{} ({branch})", oid.get(..12).unwrap_or(&oid)));
+    }
+    Some(st)
+}
+
+fn entry(root: &Path, xy: &str, path: &str) -> (String, i64, u64) {
+    let (m, s) = stamp(root, path);
+    (xy.to_string(), m, s)
+}
+
+fn walk_snapshot(root: &Path) -> TreeState {
+    let mut st = TreeState::default();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if st.entries.len() >= MAX_WALK {
+                return st;
+            }
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if matches!(
+                name.as_ref(),
+                ".git" | "target" | "node_modules" | ".orchestrator-state"
+            ) {
+                continue;
+            }
+            let Ok(ft) = e.file_type() else { continue };
+            let path = e.path();
+            if ft.is_dir() {
+                stack.push(path);
+            } else if let Ok(rel) = path.strip_prefix(root) {
+                let rel = rel.to_string_lossy().to_string();
+                let (m, s) = stamp(root, &rel);
+                st.entries.insert(rel, (String::new(), m, s));
+            }
+        }
+    }
+    st
+}
+
+/// Paths that changed from `before` to `after` (new, modified, or — without git — deleted).
+pub fn changed(before: &TreeState, after: &TreeState) -> Vec<String> {
+    let mut out: Vec<String> = after
+        .entries
+        .iter()
+        .filter(|(p, v)| before.entries.get(*p) != Some(v))
+        .map(|(p, _)| p.clone())
+        .collect();
+    if !after.git {
+        out.extend(
+            before
+                .entries
+                .keys()
+                .filter(|p| !after.entries.contains_key(*p))
+                .cloned(),
+        );
+    }
+    out.sort();
+    out
+}
+
+/// Paths with uncommitted changes (git only; empty otherwise).
+pub fn dirty(state: &TreeState) -> Vec<&str> {
+    if !state.git {
+        return Vec::new();
+    }
+    state.entries.keys().map(String::as_str).collect()
+}

@@ -1,0 +1,126 @@
+//! Claims on paths or globs, owned by a session and lived only while it lives.
+
+use super::Store;
+use crate::core::clock;
+use anyhow::Result;
+use rusqlite::{params, OptionalExtension};
+
+/// One claim.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Claim {
+    pub id: i64,
+    pub session_id: String,
+    pub pattern: String,
+    pub exclusive: bool,
+    pub reason: Option<String>,
+    pub created_at_ms: i64,
+    pub expires_at_ms: Option<i64>,
+}
+
+fn claim(r: &rusqlite::Row<'_>) -> rusqlite::Result<Claim> {
+    Ok(Claim {
+        id: r.get(0)?,
+        session_id: r.get(1)?,
+        pattern: r.get(2)?,
+        exclusive: r.get::<_, i64>(3)? != 0,
+        reason: r.get(4)?,
+        created_at_ms: r.get(5)?,
+        expires_at_ms: r.get(6)?,
+    })
+}
+
+const COLS: &str = "id, session_id, pattern, exclusive, reason, created_at_ms, expires_at_ms";
+
+impl Store {
+    /// Creates or updates `session_id`'s claim on `pattern`; returns its id.
+    pub fn put_claim(
+        &self,
+        session_id: &str,
+        pattern: &str,
+        exclusive: bool,
+        reason: Option<&str>,
+        ttl_ms: Option<i64>,
+    ) -> Result<i64> {
+        let now = clock::now_ms();
+        self.conn.execute(
+            "INSERT INTO claims (session_id, pattern, exclusive, reason, created_at_ms, expires_at_ms)
+             VALUES (?1,?2,?3,?4,?5,?6)
+             ON CONFLICT(session_id, pattern) DO UPDATE SET exclusive=?3, reason=?4, expires_at_ms=?6",
+            params![session_id, pattern, exclusive as i64, reason, now, ttl_ms.map(|t| now + t)],
+        )?;
+        Ok(self.conn.query_row(
+            "SELECT id FROM claims WHERE session_id=?1 AND pattern=?2",
+            params![session_id, pattern],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Every claim, oldest first.
+    pub fn all_claims(&self) -> Result<Vec<Claim>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {COLS} FROM claims ORDER BY id"))?;
+        let rows = stmt
+            .query_map([], claim)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    pub fn claims_of(&self, session_id: &str) -> Result<Vec<Claim>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLS} FROM claims WHERE session_id=?1 ORDER BY id"
+        ))?;
+        let rows = stmt
+            .query_map([session_id], claim)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Deletes one claim; returns the sessions that were waiting on it.
+    pub fn drop_claim(&self, id: i64) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT session_id FROM claim_waiters WHERE claim_id=?1")?;
+        let waiters = stmt
+            .query_map([id], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        self.conn
+            .execute("DELETE FROM claim_waiters WHERE claim_id=?1", [id])?;
+        self.conn.execute("DELETE FROM claims WHERE id=?1", [id])?;
+        Ok(waiters)
+    }
+
+    /// Records that `session_id` was refused or warned because of claim `id`.
+    pub fn add_waiter(&self, id: i64, session_id: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO claim_waiters (claim_id, session_id) VALUES (?1, ?2)",
+            params![id, session_id],
+        )?;
+        Ok(())
+    }
+
+    /// The stored working-tree snapshot of `session_id` (HEAD, entries JSON).
+    pub fn tree_snapshot(&self, session_id: &str) -> Result<Option<(Option<String>, String)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT head, entries FROM tree_snapshots WHERE session_id=?1",
+                [session_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    pub fn put_tree_snapshot(
+        &self,
+        session_id: &str,
+        head: Option<&str>,
+        entries: &str,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO tree_snapshots (session_id, head, entries, at_ms) VALUES (?1,?2,?3,?4)",
+            params![session_id, head, entries, clock::now_ms()],
+        )?;
+        Ok(())
+    }
+}

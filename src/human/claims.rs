@@ -1,0 +1,216 @@
+//! `orchestrator claim | release | claims | guard`: claims from the command line (a
+//! session's Bash, or the person with --session) and the git pre-commit guard.
+
+use crate::core::identity::resolver::{self, Inputs};
+use crate::core::identity::{process, SessionId, SystemProbe};
+use crate::core::liveness::{self, Caller, Policy};
+use crate::core::paths::ProjectPaths;
+use crate::core::store::Store;
+use crate::core::{claims, clock};
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The session a CLI call acts for: `--session`, else as the server would resolve it
+/// (the row this terminal's agent process owns, then the ranked evidence).
+pub fn resolve_session(
+    store: &Store,
+    paths: &ProjectPaths,
+    explicit: Option<&str>,
+) -> Result<String> {
+    if let Some(s) = explicit {
+        return SessionId::parse(s)
+            .map(|i| i.to_string())
+            .map_err(anyhow::Error::msg);
+    }
+    let agent = process::agent_process();
+    if let Some(a) = agent {
+        if let Some(id) = store.owned_by(&a)? {
+            return Ok(id);
+        }
+    }
+    let inp = Inputs::from_env(None, agent, paths, &SystemProbe);
+    match resolver::resolve(&inp).map_err(anyhow::Error::msg)? {
+        Some(r) => Ok(r.id.to_string()),
+        None => bail!("cannot tell which session this is (not run inside a Claude Code session): pass --session ID"),
+    }
+}
+
+fn cwd() -> PathBuf {
+    std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
+}
+
+pub fn claim(
+    session: Option<&str>,
+    exclusive: bool,
+    ttl: Option<&str>,
+    reason: Option<&str>,
+    paths_in: &[String],
+) -> Result<i32> {
+    let (paths, store) = super::open()?;
+    let me = resolve_session(&store, &paths, session)?;
+    let ttl = ttl
+        .map(claims::parse_ttl)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let live = liveness::live(
+        store.all_sessions()?,
+        clock::now_ms(),
+        &SystemProbe,
+        Policy::from_env(),
+    );
+    if !live.iter().any(|r| r.session_id == me) {
+        bail!("session {me} is not live: claims live only while their session does");
+    }
+    match claims::claim(
+        &store,
+        &me,
+        &live,
+        &paths.root,
+        &cwd(),
+        paths_in,
+        exclusive,
+        reason,
+        ttl,
+    )? {
+        Ok(p) => {
+            println!(
+                "{} claim for SA-{} on {}",
+                if exclusive { "exclusive" } else { "shared" },
+                &me[..me.len().min(8)],
+                p.join(", ")
+            );
+            Ok(0)
+        }
+        Err(e) => bail!("{e}"),
+    }
+}
+
+pub fn release(session: Option<&str>, paths_in: &[String]) -> Result<i32> {
+    let (paths, store) = super::open()?;
+    let me = resolve_session(&store, &paths, session)?;
+    match claims::release(&store, &me, &paths.root, &cwd(), paths_in)? {
+        Ok(r) if r.is_empty() => println!("no claims held"),
+        Ok(r) => println!("released: {}", r.join(", ")),
+        Err(e) => bail!("{e}"),
+    }
+    Ok(0)
+}
+
+pub fn list(json: bool) -> Result<i32> {
+    let (_paths, store) = super::open()?;
+    let snap = crate::core::roster::Snapshot::load(&store, &SystemProbe, Policy::from_env())?;
+    let all = store.all_claims()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(0);
+    }
+    if all.is_empty() {
+        println!("no claims");
+    }
+    for c in &all {
+        println!(
+            "{}",
+            claims::describe(
+                c,
+                snap.live.iter().find(|r| r.session_id == c.session_id),
+                snap.now_ms
+            )
+        );
+    }
+    Ok(0)
+}
+
+/// Environment variable that lets a commit through the guard.
+pub const OVERRIDE: &str = "ORCHESTRATOR_GUARD_OVERRIDE";
+
+pub fn guard_install() -> Result<i32> {
+    let paths = ProjectPaths::resolve()?;
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(&paths.root)
+        .args(["rev-parse", "--git-path", "hooks"])
+        .output()
+        .context("cannot run git")?;
+    if !out.status.success() {
+        bail!(
+            "{} is not a git repository: run `git init` first",
+            paths.root.display()
+        );
+    }
+    let dir = paths.root.join(String::from_utf8_lossy(&out.stdout).trim());
+    std::fs::create_dir_all(&dir)?;
+    let hook = dir.join("pre-commit");
+    let exe = std::env::current_exe()?;
+    let body = format!(
+        "#!/bin/sh\n# installed by `orchestrator guard install`: refuses commits touching paths under\n# another live session's exclusive claim ({OVERRIDE}=1 overrides).\nexec \"{}\" guard pre-commit\n",
+        exe.display()
+    );
+    if let Ok(existing) = std::fs::read_to_string(&hook) {
+        if existing == body {
+            println!("guard already installed at {}", hook.display());
+            return Ok(0);
+        }
+        if !existing.contains("orchestrator guard pre-commit") {
+            bail!(
+                "{} exists and is not ours: add `\"{}\" guard pre-commit` to it yourself",
+                hook.display(),
+                exe.display()
+            );
+        }
+    }
+    std::fs::write(&hook, body)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))?;
+    println!("installed {}", hook.display());
+    Ok(0)
+}
+
+/// The pre-commit check: staged paths under another live session's exclusive claim.
+pub fn guard_pre_commit() -> Result<i32> {
+    let (paths, store) = super::open()?;
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(&paths.root)
+        .args(["diff", "--cached", "--name-only", "-z"])
+        .output()
+        .context("cannot run git")?;
+    let staged: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split('\0')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let snap = crate::core::roster::Snapshot::load(&store, &SystemProbe, Policy::from_env())?;
+    let me = resolve_session(&store, &paths, None).ok();
+    let caller = Caller::new(me.as_deref(), process::agent_process());
+    let all = store.all_claims()?;
+    let mut blocked = Vec::new();
+    for p in &staged {
+        if let Some((c, h)) = claims::conflicts(&all, &snap.live, &caller, p)
+            .into_iter()
+            .find(|(c, _)| c.exclusive)
+        {
+            blocked.push(format!(
+                "{p} (exclusive claim {} by SA-{}, {})",
+                c.pattern,
+                h.id8,
+                h.current_task.as_deref().unwrap_or("no task set")
+            ));
+        }
+    }
+    if blocked.is_empty() {
+        return Ok(0);
+    }
+    if std::env::var(OVERRIDE).as_deref() == Ok("1") {
+        eprintln!(
+            "orchestrator guard: committing despite claims ({OVERRIDE}=1): {}",
+            blocked.join("; ")
+        );
+        return Ok(0);
+    }
+    eprintln!(
+        "orchestrator guard: commit refused: {}. Ask the holder to release, or set {OVERRIDE}=1 to commit anyway.",
+        blocked.join("; ")
+    );
+    Ok(1)
+}
