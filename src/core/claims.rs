@@ -108,12 +108,22 @@ pub fn normalize(root: &Path, cwd: &Path, input: &str) -> Result<String, String>
 /// lapsed claims and everyone who waited on a dropped one.
 pub fn expire(store: &Store, live: &[SessionRow]) -> Result<()> {
     let now = clock::now_ms();
-    for c in store.all_claims()? {
-        let holder_live = live.iter().any(|r| r.session_id == c.session_id);
-        let lapsed = c.expires_at_ms.is_some_and(|t| t <= now);
-        if holder_live && !lapsed {
-            continue;
+    let mut doomed: Vec<(Claim, bool)> = store
+        .lapsed_claims(now)?
+        .into_iter()
+        .map(|c| (c, true))
+        .collect();
+    for h in store.claim_holders()? {
+        if !live.iter().any(|r| r.session_id == h) {
+            for c in store.claims_of(&h)? {
+                if !doomed.iter().any(|(d, _)| d.id == c.id) {
+                    doomed.push((c, false));
+                }
+            }
         }
+    }
+    for (c, lapsed) in doomed {
+        let holder_live = live.iter().any(|r| r.session_id == c.session_id);
         let waiters = store.drop_claim(c.id)?;
         let why = if lapsed {
             "its ttl lapsed"

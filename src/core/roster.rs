@@ -26,6 +26,15 @@ impl Snapshot {
     /// Reads every row, keeps the live ones, and loads their recent files. Rows whose
     /// agent process is confirmed dead are buried on the way (see `hygiene::bury`).
     pub fn load(store: &Store, probe: &dyn Probe, policy: Policy) -> Result<Self> {
+        let mut snap = Self::load_live(store, probe, policy)?;
+        let ids: Vec<&str> = snap.live.iter().map(|r| r.session_id.as_str()).collect();
+        snap.files =
+            store.recent_files(&ids, snap.now_ms - files_window_ms(), FILES_PER_SESSION)?;
+        Ok(snap)
+    }
+
+    /// Live rows only (no files): what an edit-time check needs.
+    pub fn load_live(store: &Store, probe: &dyn Probe, policy: Policy) -> Result<Self> {
         let now_ms = clock::now_ms();
         let mut live = Vec::new();
         let mut dead = Vec::new();
@@ -40,12 +49,10 @@ impl Snapshot {
             hygiene::bury(store, &dead)?;
         }
         claims::expire(store, &live)?;
-        let ids: Vec<&str> = live.iter().map(|r| r.session_id.as_str()).collect();
-        let files = store.recent_files(&ids, now_ms - files_window_ms(), FILES_PER_SESSION)?;
         Ok(Self {
             now_ms,
             live,
-            files,
+            files: HashMap::new(),
         })
     }
 

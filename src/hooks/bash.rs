@@ -2,7 +2,7 @@
 //! whose command ran) and shared-checkout hazards (git commands that move the tree under
 //! siblings with uncommitted work).
 
-use super::{snapshot, Ctx, Envelope};
+use super::{live_snapshot, Ctx, Envelope};
 use crate::core::ledger::{self, TreeState};
 use crate::core::{claims, hazards, render};
 use anyhow::Result;
@@ -33,7 +33,7 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
     if dirty.is_empty() {
         return Ok(env);
     }
-    let snap = snapshot(ctx)?;
+    let snap = live_snapshot(ctx)?;
     let caller = ctx.caller();
     let mut affected = Vec::new();
     for s in snap.siblings(&caller) {
@@ -86,7 +86,7 @@ pub fn post(ctx: &mut Ctx, env: &mut Envelope) -> Result<()> {
     if changed.is_empty() && !moved {
         return Ok(());
     }
-    let snap = snapshot(ctx)?;
+    let snap = live_snapshot(ctx)?;
     let caller = ctx.caller();
     let all = ctx.store.all_claims()?;
     for p in &changed {

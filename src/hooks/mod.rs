@@ -127,7 +127,12 @@ pub fn ensure_registered(ctx: &mut Ctx) -> Result<()> {
     Ok(())
 }
 
-/// Snapshot of live rows for the probe this process uses.
+/// Live rows without their files (edit-time checks).
+pub fn live_snapshot(ctx: &Ctx) -> Result<crate::core::roster::Snapshot> {
+    crate::core::roster::Snapshot::load_live(&ctx.store, &SystemProbe, ctx.policy)
+}
+
+/// Snapshot of live rows and their recent files.
 pub fn snapshot(ctx: &Ctx) -> Result<crate::core::roster::Snapshot> {
     crate::core::roster::Snapshot::load(&ctx.store, &SystemProbe, ctx.policy)
 }

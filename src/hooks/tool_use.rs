@@ -1,6 +1,6 @@
 //! PreToolUse / PostToolUse: the file-touch ledger and sibling-edit warnings.
 
-use super::{snapshot, Ctx, Envelope};
+use super::{live_snapshot, Ctx, Envelope};
 use crate::core::{claims, clock, mailbox, paths, render, roster};
 use anyhow::Result;
 
@@ -47,7 +47,7 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
             .record_touch(ctx.id.as_str(), &path, ctx.input.tool_name.as_deref())?;
         return Ok(env);
     }
-    let snap = snapshot(ctx)?; // also lapses expired claims and drops dead holders'
+    let snap = live_snapshot(ctx)?; // also lapses expired claims and drops dead holders'
     let caller = ctx.caller();
     let all = ctx.store.all_claims()?;
     let hits = claims::conflicts(&all, &snap.live, &caller, &path);

@@ -66,6 +66,28 @@ impl Store {
         Ok(rows)
     }
 
+    /// Sessions holding at least one claim.
+    pub fn claim_holders(&self) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT DISTINCT session_id FROM claims")?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Claims whose ttl has passed at `now_ms`.
+    pub fn lapsed_claims(&self, now_ms: i64) -> Result<Vec<Claim>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLS} FROM claims WHERE expires_at_ms IS NOT NULL AND expires_at_ms<=?1"
+        ))?;
+        let rows = stmt
+            .query_map([now_ms], claim)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
     pub fn claims_of(&self, session_id: &str) -> Result<Vec<Claim>> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {COLS} FROM claims WHERE session_id=?1 ORDER BY id"

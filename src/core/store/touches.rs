@@ -55,43 +55,61 @@ impl Store {
     }
 
     /// For each of `ids`, its most recent distinct paths since `since_ms` (newest first,
-    /// at most `per_session`). A short reverse index scan per session, so the cost does
-    /// not grow with the ledger's size.
+    /// at most `per_session`). One range scan of the newest touches serves the usual case;
+    /// only a session crowded out of that scan gets its own short index query. (Bound
+    /// parameters in per-session loops cost a re-prepare each under SQLite's STAT4.)
     pub fn recent_files(
         &self,
         ids: &[&str],
         since_ms: i64,
         per_session: usize,
     ) -> Result<HashMap<String, Vec<String>>> {
+        const SCAN: i64 = 2_000;
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        let mut n = 0i64;
+        {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT session_id, path FROM touches WHERE at_ms>=?1 ORDER BY at_ms DESC LIMIT ?2",
+            )?;
+            let mut rows = stmt.query(params![since_ms, SCAN])?;
+            while let Some(r) = rows.next()? {
+                n += 1;
+                let sid: String = r.get(0)?;
+                if !ids.contains(&sid.as_str()) {
+                    continue;
+                }
+                let v = out.entry(sid).or_default();
+                if v.len() < per_session {
+                    let p: String = r.get(1)?;
+                    if !v.contains(&p) {
+                        v.push(p);
+                    }
+                }
+            }
+        }
+        if n < SCAN {
+            return Ok(out);
+        }
         let mut stmt = self.conn.prepare_cached(
             "SELECT path FROM touches WHERE session_id=?1 AND at_ms>=?2 ORDER BY at_ms DESC LIMIT ?3",
         )?;
-        let mut out = HashMap::new();
         for id in ids {
-            let mut limit = (per_session * 8) as i64;
-            loop {
-                let mut seen: Vec<String> = Vec::new();
-                let mut n = 0i64;
-                let mut rows = stmt.query(params![id, since_ms, limit])?;
-                while let Some(r) = rows.next()? {
-                    n += 1;
-                    let p: String = r.get(0)?;
-                    if !seen.contains(&p) {
-                        seen.push(p);
-                        if seen.len() == per_session {
-                            break;
-                        }
+            if out.get(*id).is_some_and(|v| v.len() >= per_session) {
+                continue;
+            }
+            let mut seen: Vec<String> = Vec::new();
+            let mut rows = stmt.query(params![id, since_ms, (per_session * 64) as i64])?;
+            while let Some(r) = rows.next()? {
+                let p: String = r.get(0)?;
+                if !seen.contains(&p) {
+                    seen.push(p);
+                    if seen.len() == per_session {
+                        break;
                     }
                 }
-                // Fewer distinct paths than wanted but the limit was hit: look further back.
-                if seen.len() < per_session && n == limit && limit < 100_000 {
-                    limit *= 8;
-                    continue;
-                }
-                if !seen.is_empty() {
-                    out.insert((*id).to_string(), seen);
-                }
-                break;
+            }
+            if !seen.is_empty() {
+                out.insert((*id).to_string(), seen);
             }
         }
         Ok(out)
