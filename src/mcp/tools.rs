@@ -115,6 +115,16 @@ pub struct Tools {
     pub tool_router: ToolRouter<Self>,
 }
 
+/// Unwraps a `Result<T, String>` or returns it as a tool error.
+macro_rules! or_fail {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return fail(e),
+        }
+    };
+}
+
 fn ok(text: impl Into<String>) -> Result<CallToolResult, McpError> {
     Ok(CallToolResult::success(vec![ContentBlock::text(text)]))
 }
@@ -211,10 +221,7 @@ impl Tools {
         &self,
         Parameters(a): Parameters<IdentityArgs>,
     ) -> Result<CallToolResult, McpError> {
-        let me = match self.bound(a.session_id.as_deref()) {
-            Ok(m) => m,
-            Err(e) => return fail(e),
-        };
+        let me = or_fail!(self.bound(a.session_id.as_deref()));
         let snap = match Snapshot::load(
             &self.state.store(),
             &SystemProbe,
@@ -250,10 +257,7 @@ impl Tools {
         &self,
         Parameters(a): Parameters<TaskArgs>,
     ) -> Result<CallToolResult, McpError> {
-        let me = match self.bound(a.session_id.as_deref()) {
-            Ok(m) => m,
-            Err(e) => return fail(e),
-        };
+        let me = or_fail!(self.bound(a.session_id.as_deref()));
         let task: String = a.task.chars().filter(|c| !c.is_control()).collect();
         let task = task.trim();
         if task.chars().count() > MAX_TASK_CHARS {
@@ -280,10 +284,7 @@ impl Tools {
         &self,
         Parameters(a): Parameters<NameArgs>,
     ) -> Result<CallToolResult, McpError> {
-        let me = match self.bound(a.session_id.as_deref()) {
-            Ok(m) => m,
-            Err(e) => return fail(e),
-        };
+        let me = or_fail!(self.bound(a.session_id.as_deref()));
         let name = a.name.trim();
         if let Err(e) = validate_name(name) {
             return fail(e);
@@ -315,10 +316,7 @@ impl Tools {
         &self,
         Parameters(a): Parameters<SendArgs>,
     ) -> Result<CallToolResult, McpError> {
-        let me = match self.bound(a.session_id.as_deref()) {
-            Ok(m) => m,
-            Err(e) => return fail(e),
-        };
+        let me = or_fail!(self.bound(a.session_id.as_deref()));
         let mut store = self.state.store();
         let row = store.get(&me).ok().flatten();
         let from = Sender {
@@ -355,10 +353,7 @@ impl Tools {
         &self,
         Parameters(a): Parameters<InboxArgs>,
     ) -> Result<CallToolResult, McpError> {
-        let me = match self.bound(a.session_id.as_deref()) {
-            Ok(m) => m,
-            Err(e) => return fail(e),
-        };
+        let me = or_fail!(self.bound(a.session_id.as_deref()));
         let store = self.state.store();
         let msgs = match store.inbox(&me, a.unread_only.unwrap_or(true), 50) {
             Ok(m) => m,
@@ -385,10 +380,7 @@ impl Tools {
         &self,
         Parameters(a): Parameters<MessageIdArgs>,
     ) -> Result<CallToolResult, McpError> {
-        let me = match self.bound(a.session_id.as_deref()) {
-            Ok(m) => m,
-            Err(e) => return fail(e),
-        };
+        let me = or_fail!(self.bound(a.session_id.as_deref()));
         match self.state.store().ack(&me, a.message_id) {
             Ok(true) => ok(format!("message #{} acknowledged", a.message_id)),
             Ok(false) => fail(format!(
@@ -406,10 +398,7 @@ impl Tools {
         &self,
         Parameters(a): Parameters<MessageIdArgs>,
     ) -> Result<CallToolResult, McpError> {
-        let me = match self.bound(a.session_id.as_deref()) {
-            Ok(m) => m,
-            Err(e) => return fail(e),
-        };
+        let me = or_fail!(self.bound(a.session_id.as_deref()));
         let store = self.state.store();
         match store.message_sender(a.message_id) {
             Ok(Some(s)) if s == me || self.state.self_ids().contains(&s) => {}
@@ -430,10 +419,7 @@ impl Tools {
         &self,
         Parameters(a): Parameters<ClaimArgs>,
     ) -> Result<CallToolResult, McpError> {
-        let me = match self.bound(a.session_id.as_deref()) {
-            Ok(m) => m,
-            Err(e) => return fail(e),
-        };
+        let me = or_fail!(self.bound(a.session_id.as_deref()));
         let ttl = match a.ttl.as_deref().map(claims::parse_ttl).transpose() {
             Ok(t) => t,
             Err(e) => return fail(e),
@@ -475,10 +461,7 @@ impl Tools {
         &self,
         Parameters(a): Parameters<ReleaseArgs>,
     ) -> Result<CallToolResult, McpError> {
-        let me = match self.bound(a.session_id.as_deref()) {
-            Ok(m) => m,
-            Err(e) => return fail(e),
-        };
+        let me = or_fail!(self.bound(a.session_id.as_deref()));
         let root = self.state.paths.root.clone();
         match claims::release(
             &self.state.store(),
@@ -537,10 +520,7 @@ impl Tools {
         &self,
         Parameters(a): Parameters<PrimeArgs>,
     ) -> Result<CallToolResult, McpError> {
-        let me = match self.bound(a.session_id.as_deref()) {
-            Ok(m) => m,
-            Err(e) => return fail(e),
-        };
+        let me = or_fail!(self.bound(a.session_id.as_deref()));
         match roles::claim_prime(
             &self.state.store(),
             &me,
