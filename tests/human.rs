@@ -243,3 +243,59 @@ fn demo_shows_the_main_job() {
     let roster = after_kill.split("startup hygiene").next().unwrap_or("");
     assert!(!roster.contains("SA-9a33a000"), "{roster}");
 }
+
+#[test]
+fn install_merges_idempotently_with_backup() {
+    let p = Project::new();
+    let settings = p.root.join(".claude/settings.json");
+    std::fs::create_dir_all(settings.parent().expect("dir")).expect("mkdir");
+    std::fs::write(&settings, r#"{"model":"opus","hooks":{"Stop":[{"hooks":[{"type":"command","command":"notify.sh"}]}]}}"#).expect("w");
+    let dry = p.run(&["install", "--dry-run"]);
+    assert!(dry.status.success());
+    assert!(
+        String::from_utf8_lossy(&dry.stdout).contains("+ "),
+        "diff shown"
+    );
+    assert!(!p.root.join(".mcp.json").exists(), "dry run writes nothing");
+    let out = p.run(&["install"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&settings).expect("r")).expect("json");
+    assert_eq!(v["model"], "opus");
+    assert_eq!(
+        v["hooks"]["Stop"].as_array().expect("arr").len(),
+        2,
+        "foreign hook kept, ours added"
+    );
+    assert_eq!(
+        v["hooks"]["PreToolUse"][0]["hooks"][0]["args"],
+        json!(["hook", "PreToolUse"])
+    );
+    let mcp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.root.join(".mcp.json")).expect("r"))
+            .expect("json");
+    assert_eq!(mcp["mcpServers"]["orchestrator"]["args"], json!(["serve"]));
+    assert!(p
+        .root
+        .join(".claude/settings.json.orchestrator.bak")
+        .exists());
+    let again = p.run(&["install"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already installed"));
+    std::fs::write(&settings, "{broken").expect("w");
+    let bad = p.run(&["install"]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("is not valid JSON"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&settings).expect("r"),
+        "{broken",
+        "nothing lost"
+    );
+}

@@ -68,12 +68,24 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
 
 /// After a Bash command: attribute what it changed; tell siblings if HEAD moved.
 pub fn post(ctx: &mut Ctx, env: &mut Envelope) -> Result<()> {
-    let Some((_, before)) = ctx.store.tree_snapshot(ctx.id.as_str())? else {
+    let Some((before, taken_at)) = ctx.store.tree_snapshot(ctx.id.as_str())? else {
         return Ok(());
     };
     let before: TreeState = serde_json::from_str(&before).unwrap_or_default();
     let after = ledger::snapshot(&ctx.paths.root);
-    let changed = ledger::changed(&before, &after);
+    let mut changed = ledger::changed(&before, &after);
+    // A path a sibling edited through its own tools meanwhile is the sibling's change.
+    let mut theirs = Vec::new();
+    for p in &changed {
+        if !ctx
+            .store
+            .touches_of_path(p, taken_at, ctx.id.as_str())?
+            .is_empty()
+        {
+            theirs.push(p.clone());
+        }
+    }
+    changed.retain(|p| !theirs.contains(p));
     for p in &changed {
         ctx.store.record_touch(ctx.id.as_str(), p, Some("Bash"))?;
     }

@@ -121,12 +121,12 @@ impl Store {
         Ok(())
     }
 
-    /// The stored working-tree snapshot of `session_id` (HEAD, entries JSON).
-    pub fn tree_snapshot(&self, session_id: &str) -> Result<Option<(Option<String>, String)>> {
+    /// The stored working-tree snapshot of `session_id`: (entries JSON, taken at ms).
+    pub fn tree_snapshot(&self, session_id: &str) -> Result<Option<(String, i64)>> {
         Ok(self
             .conn
             .query_row(
-                "SELECT head, entries FROM tree_snapshots WHERE session_id=?1",
+                "SELECT entries, at_ms FROM tree_snapshots WHERE session_id=?1",
                 [session_id],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
