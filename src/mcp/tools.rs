@@ -2,6 +2,7 @@
 //! explicit identity evidence (the server rebinds to it).
 
 use super::state::ServerState;
+use crate::core::identity::profile::validate_name;
 use crate::core::identity::session_id::id8;
 use crate::core::identity::SystemProbe;
 use crate::core::roster::Snapshot;
@@ -131,32 +132,6 @@ fn ok(text: impl Into<String>) -> Result<CallToolResult, McpError> {
 
 fn fail(text: impl Into<String>) -> Result<CallToolResult, McpError> {
     Ok(CallToolResult::error(vec![ContentBlock::text(text)]))
-}
-
-/// Validates a session name for `@name` addressing.
-pub fn validate_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 32 {
-        return Err("name must be 1-32 characters of [A-Za-z0-9_.-]".into());
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
-    {
-        return Err(format!(
-            "name contains {c:?}: use 1-32 characters of [A-Za-z0-9_.-]"
-        ));
-    }
-    if name.starts_with("SA-")
-        || name.eq_ignore_ascii_case("all")
-        || name == "PA"
-        || name == "PrimeAgent"
-        || name == "human"
-    {
-        return Err(format!(
-            "name {name:?} is reserved for addressing: pick another"
-        ));
-    }
-    Ok(())
 }
 
 impl Tools {

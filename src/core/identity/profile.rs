@@ -16,8 +16,35 @@ impl EnvProfile {
         };
         Self {
             role: get("ORCHESTRATOR_AGENT_ROLE").filter(|r| r == "prime" || r == "subordinate"),
-            name: get("ORCHESTRATOR_AGENT_NAME").map(|n| n.chars().take(64).collect()),
+            // A name that cannot be addressed as @name is ignored rather than stored.
+            name: get("ORCHESTRATOR_AGENT_NAME").filter(|n| validate_name(n).is_ok()),
             kind: get("ORCHESTRATOR_SESSION_KIND").map(|n| n.chars().take(32).collect()),
         }
     }
+}
+
+/// Validates a session name for `@name` addressing.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 32 {
+        return Err("name must be 1-32 characters of [A-Za-z0-9_.-]".into());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return Err(format!(
+            "name contains {c:?}: use 1-32 characters of [A-Za-z0-9_.-]"
+        ));
+    }
+    if name.starts_with("SA-")
+        || name.eq_ignore_ascii_case("all")
+        || name == "PA"
+        || name == "PrimeAgent"
+        || name == "human"
+    {
+        return Err(format!(
+            "name {name:?} is reserved for addressing: pick another"
+        ));
+    }
+    Ok(())
 }
