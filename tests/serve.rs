@@ -382,3 +382,57 @@ fn thirty_two_servers_start_at_once() {
         assert!(errs.is_empty(), "{errs:?}");
     }
 }
+
+#[test]
+fn plugin_reload_old_server_never_deletes_the_new_servers_row() {
+    let p = Project::new();
+    let mut agent = p.sleeping_agent();
+    let pid = agent.id().to_string();
+    let env = [
+        ("CLAUDE_PID", pid.as_str()),
+        ("CLAUDE_CODE_SESSION_ID", "re10ad00-x"),
+    ];
+    let mut old = p.bare_server(&env);
+    old.initialize();
+    // The reloaded plugin starts its server before the old one exits.
+    let mut new = p.bare_server(&env);
+    new.initialize();
+    assert_eq!(
+        live_ids(&p),
+        vec!["re10ad00-x"],
+        "one row for one agent process"
+    );
+    old.close_stdin();
+    assert!(old.wait_exit(T));
+    assert_eq!(
+        live_ids(&p),
+        vec!["re10ad00-x"],
+        "the old server left the new one's row alone"
+    );
+    let (who, err) = new.call("whoami", json!({}));
+    assert!(!err && who.contains("re10ad00-x"), "{who}");
+    new.close_stdin();
+    assert!(new.wait_exit(T));
+    assert!(all_ids(&p).is_empty(), "the owner removes it on exit");
+    agent.kill();
+}
+
+#[test]
+fn server_exits_when_its_agent_dies() {
+    let p = Project::new();
+    let mut agent = p.sleeping_agent();
+    let pid = agent.id().to_string();
+    let mut s = p.bare_server(&[
+        ("CLAUDE_PID", pid.as_str()),
+        ("CLAUDE_CODE_SESSION_ID", "orphan00-x"),
+    ]);
+    s.initialize();
+    agent.kill();
+    assert!(s.wait_exit(T), "no orphan server left behind");
+    assert!(
+        s.wait_stderr("shutting down: agent process exited", T),
+        "{:?}",
+        s.stderr()
+    );
+    assert!(all_ids(&p).is_empty());
+}

@@ -106,8 +106,18 @@ impl Project {
     /// Starts a fake agent whose child is `orchestrator serve`, with a JSON-RPC client.
     pub fn agent_with_server(&self, env: &[(&str, &str)]) -> Agent {
         let mut c = self.cmd(&self.claude);
-        c.arg(BIN)
-            .arg("serve")
+        c.arg(BIN);
+        self.spawn_server(c, env)
+    }
+
+    /// Starts `orchestrator serve` directly (its agent named by CLAUDE_PID in `env`), as
+    /// a plugin reload does: a second server for the same agent process.
+    pub fn bare_server(&self, env: &[(&str, &str)]) -> Agent {
+        self.spawn_server(self.cmd(Path::new(BIN)), env)
+    }
+
+    fn spawn_server(&self, mut c: Command, env: &[(&str, &str)]) -> Agent {
+        c.arg("serve")
             .process_group(0)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
