@@ -401,3 +401,37 @@ fn randomized_fleet_keeps_its_invariants() {
         }
     }
 }
+
+#[test]
+fn opens_a_registry_created_by_the_original_orchestrator() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let paths = ProjectPaths::from_root(t.path()).expect("paths");
+    std::fs::create_dir_all(paths.db_dir()).expect("mkdir");
+    {
+        let c = rusqlite::Connection::open(paths.db_path()).expect("open");
+        c.execute_batch(
+            "CREATE TABLE sessions (session_id TEXT PRIMARY KEY, id8 TEXT NOT NULL, role TEXT NOT NULL DEFAULT 'subordinate',
+               name TEXT, started_at TEXT NOT NULL, last_heartbeat_at TEXT NOT NULL, current_task TEXT, kind TEXT);
+             INSERT INTO sessions VALUES ('tsrow000-1', 'tsrow000', 'prime', 'old', '2026-11-01T00:00:00.000Z',
+               '2026-11-01T00:00:00.000Z', 'from the TypeScript fleet', 'claude');",
+        )
+        .expect("seed");
+    }
+    let store = Store::open(&paths).expect("migrates");
+    let row = store.get("tsrow000-1").expect("get").expect("row kept");
+    assert_eq!(
+        row.current_task.as_deref(),
+        Some("from the TypeScript fleet")
+    );
+    assert_eq!(row.role, "prime");
+    assert!(row.agent_pid.is_none());
+    assert!(store.schema_version().expect("version") >= 6);
+    // A heartbeat-only row that old is not live.
+    let live = liveness::live(
+        store.all_sessions().expect("rows"),
+        orchestrator::core::clock::now_ms(),
+        &SystemProbe,
+        Policy::default(),
+    );
+    assert!(live.is_empty());
+}
