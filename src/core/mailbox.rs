@@ -140,8 +140,14 @@ pub fn render(m: &Inbound) -> String {
 /// them in context via `via`; returns the text to inject (empty when nothing is due).
 pub fn inject(store: &mut Store, recipient: &str, via: &str, budget: usize) -> Result<String> {
     let mut out = Vec::new();
-    for n in store.take_notices(recipient)? {
-        out.push(format!("[orchestrator] {}", n.body));
+    // Cheap reads first: most turns have nothing due and need no write lock.
+    if store.has_notices(recipient)? {
+        for n in store.take_notices(recipient)? {
+            out.push(format!("[orchestrator] {}", n.body));
+        }
+    }
+    if store.queued_count(recipient)? == 0 {
+        return Ok(out.join("\n\n"));
     }
     let (msgs, left) = store.take_for_context(recipient, via, budget, |m| render(m).len() + 2)?;
     for m in &msgs {

@@ -132,13 +132,11 @@ pub fn post(ctx: &mut Ctx) -> Result<Envelope> {
     } else {
         ctx.store.heartbeat(ctx.id.as_str())?;
     }
-    if ctx.store.queued_count(ctx.id.as_str())? > 0 || ctx.store.has_notices(ctx.id.as_str())? {
-        env.push(mailbox::inject(
-            &mut ctx.store,
-            ctx.id.as_str(),
-            "hook",
-            mailbox::HOOK_BUDGET_CHARS,
-        )?);
-    }
+    env.push(mailbox::inject(
+        &mut ctx.store,
+        ctx.id.as_str(),
+        "hook",
+        mailbox::HOOK_BUDGET_CHARS,
+    )?);
     Ok(env)
 }
