@@ -191,8 +191,8 @@ pub fn render_table(entries: &[Entry], color: bool) -> String {
         let line = line.trim_end();
         if color && !e.live {
             s.push_str(&format!("\x1b[2m{line}\x1b[0m\n"));
-        } else if color {
-            s.push_str(&format!("\x1b[1m{}\x1b[0m{}\n", &line[..11], &line[11..]));
+        } else if let (true, Some(head), Some(tail)) = (color, line.get(..11), line.get(11..)) {
+            s.push_str(&format!("\x1b[1m{head}\x1b[0m{tail}\n"));
         } else {
             s.push_str(line);
             s.push('\n');
