@@ -34,22 +34,23 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
     };
     let ask = std::env::var("ORCHESTRATOR_FILE_GUARD").as_deref() == Ok("ask");
     let now = clock::now_ms();
-    let any_claim = ctx
-        .store
-        .all_claims()?
-        .iter()
-        .any(|c| claims::matches(&c.pattern, &path));
+    // Only the claims covering this path matter; keep them for the check below.
+    let covering = ctx.store.claims_covering(&path, claims::matches)?;
     let others =
         ctx.store
             .touches_of_path(&path, now - roster::files_window_ms(), ctx.id.as_str())?;
-    if !any_claim && others.is_empty() {
+    if covering.is_empty() && others.is_empty() {
         ctx.store
             .record_touch(ctx.id.as_str(), &path, ctx.input.tool_name.as_deref())?;
         return Ok(env);
     }
     let snap = live_snapshot(ctx)?; // also lapses expired claims and drops dead holders'
     let caller = ctx.caller();
-    let all = ctx.store.all_claims()?;
+    // The snapshot dropped lapsed claims and those of dead holders; drop them here too.
+    let all: Vec<_> = covering
+        .into_iter()
+        .filter(|c| c.expires_at_ms.is_none_or(|t| t > snap.now_ms))
+        .collect();
     let hits = claims::conflicts(&all, &snap.live, &caller, &path);
     if let Some((c, holder)) = hits.iter().find(|(c, _)| c.exclusive) {
         let task = holder.current_task.as_deref().unwrap_or("(no task set)");

@@ -66,6 +66,37 @@ impl Store {
         Ok(rows)
     }
 
+    /// Claims whose pattern covers `path` (the pattern test runs here, in Rust; globs
+    /// cannot use an index). Reads only ids and patterns for the rest.
+    pub fn claims_covering(
+        &self,
+        path: &str,
+        covers: impl Fn(&str, &str) -> bool,
+    ) -> Result<Vec<Claim>> {
+        let ids: Vec<i64> = {
+            let mut stmt = self.conn.prepare_cached("SELECT id, pattern FROM claims")?;
+            let mut rows = stmt.query([])?;
+            let mut ids = Vec::new();
+            while let Some(r) = rows.next()? {
+                let pattern: String = r.get(1)?;
+                if covers(&pattern, path) {
+                    ids.push(r.get(0)?);
+                }
+            }
+            ids
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {COLS} FROM claims WHERE id=?1"))?;
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(c) = stmt.query_row([id], claim).optional()? {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
     /// Sessions holding at least one claim.
     pub fn claim_holders(&self) -> Result<Vec<String>> {
         let mut stmt = self
