@@ -147,22 +147,8 @@ fn exclusive_claim_refuses_then_dies_with_its_holder() {
 #[test]
 fn shared_claims_warn_ttl_lapses_and_release_tells_waiters() {
     let p = Project::new();
-    let mut a = p.sleeping_agent();
-    let mut b = p.sleeping_agent();
-    let (ea, eb) = (
-        vec![("CLAUDE_PID", a.id().to_string())],
-        vec![("CLAUDE_PID", b.id().to_string())],
-    );
-    p.hook(
-        "SessionStart",
-        &payload("aaaa0000-1", json!({"source":"startup"})),
-        &ea,
-    );
-    p.hook(
-        "SessionStart",
-        &payload("bbbb0000-2", json!({"source":"startup"})),
-        &eb,
-    );
+    let (mut a, ea) = p.session("aaaa0000-1");
+    let (mut b, eb) = p.session("bbbb0000-2");
     let ok = |o: std::process::Output| {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8_lossy(&o.stdout).to_string()
@@ -271,22 +257,8 @@ fn bash_ledger_hazards_and_guard_in_a_git_repo() {
     std::fs::write(p.root.join(".gitignore"), ".orchestrator-state/\n").expect("w");
     git(&p.root, &["add", "."]);
     git(&p.root, &["commit", "-q", "-m", "init"]);
-    let mut a = p.sleeping_agent();
-    let mut b = p.sleeping_agent();
-    let (ea, eb) = (
-        vec![("CLAUDE_PID", a.id().to_string())],
-        vec![("CLAUDE_PID", b.id().to_string())],
-    );
-    p.hook(
-        "SessionStart",
-        &payload("aaaa0000-1", json!({"source":"startup"})),
-        &ea,
-    );
-    p.hook(
-        "SessionStart",
-        &payload("bbbb0000-2", json!({"source":"startup"})),
-        &eb,
-    );
+    let (mut a, ea) = p.session("aaaa0000-1");
+    let (mut b, eb) = p.session("bbbb0000-2");
     // B changes src/b.rs through Bash (sed -i): attributed to B, not A.
     let bash = |id: &str, cmd: &str| {
         payload(

@@ -51,6 +51,16 @@ impl Ctx {
     pub fn caller(&self) -> Caller {
         Caller::new(Some(self.id.as_str()), self.agent)
     }
+
+    /// This session's due notices and messages, taken into this turn's context.
+    pub fn due_messages(&mut self) -> Result<String> {
+        crate::core::mailbox::inject(
+            &mut self.store,
+            self.id.as_str(),
+            "hook",
+            crate::core::mailbox::HOOK_BUDGET_CHARS,
+        )
+    }
 }
 
 /// Runs the hook for `event` with stdin as input; always returns exit code 0.

@@ -1,7 +1,7 @@
 //! UserPromptSubmit: mark busy, show the roster when it changed, and always the overlaps.
 
 use super::{overlap, snapshot, Ctx, Envelope};
-use crate::core::{mailbox, render};
+use crate::core::render;
 use anyhow::Result;
 
 pub fn submit(ctx: &mut Ctx) -> Result<Envelope> {
@@ -59,11 +59,6 @@ pub fn submit(ctx: &mut Ctx) -> Result<Envelope> {
             hints.join("\n")
         ));
     }
-    env.push(mailbox::inject(
-        &mut ctx.store,
-        ctx.id.as_str(),
-        "hook",
-        mailbox::HOOK_BUDGET_CHARS,
-    )?);
+    env.push(ctx.due_messages()?);
     Ok(env)
 }

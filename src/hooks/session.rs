@@ -93,12 +93,7 @@ pub fn start(ctx: &mut Ctx) -> Result<Envelope> {
     }
     ctx.store
         .set_roster_hash(ctx.id.as_str(), &render::roster_fingerprint(&sibs))?;
-    env.push(crate::core::mailbox::inject(
-        &mut ctx.store,
-        ctx.id.as_str(),
-        "hook",
-        crate::core::mailbox::HOOK_BUDGET_CHARS,
-    )?);
+    env.push(ctx.due_messages()?);
     Ok(env)
 }
 

@@ -1,7 +1,7 @@
 //! PreToolUse / PostToolUse: the file-touch ledger and sibling-edit warnings.
 
 use super::{live_snapshot, Ctx, Envelope};
-use crate::core::{claims, clock, mailbox, paths, render, roster};
+use crate::core::{claims, clock, paths, render, roster};
 use anyhow::Result;
 
 /// Tools that write files and so enter the ledger.
@@ -133,11 +133,6 @@ pub fn post(ctx: &mut Ctx) -> Result<Envelope> {
     } else {
         ctx.store.heartbeat(ctx.id.as_str())?;
     }
-    env.push(mailbox::inject(
-        &mut ctx.store,
-        ctx.id.as_str(),
-        "hook",
-        mailbox::HOOK_BUDGET_CHARS,
-    )?);
+    env.push(ctx.due_messages()?);
     Ok(env)
 }

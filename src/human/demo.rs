@@ -7,7 +7,7 @@
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -91,7 +91,11 @@ impl Demo {
 
     fn header(&mut self, what: &str) {
         self.step += 1;
-        println!("\n\x1b[1m== {}. {what}\x1b[0m", self.step);
+        if std::io::stdout().is_terminal() {
+            println!("\n\x1b[1m== {}. {what}\x1b[0m", self.step);
+        } else {
+            println!("\n== {}. {what}", self.step);
+        }
     }
 
     fn launch(&self, name: &'static str, id: &str, role: &str) -> Result<Agent> {

@@ -103,6 +103,23 @@ impl Project {
         Sleeper(spawn_retrying(&mut c))
     }
 
+    /// A sleeping fake agent whose session `id` has started (SessionStart hook run); the
+    /// env names its agent process for later hooks.
+    pub fn session(&self, id: &str) -> (Sleeper, Vec<(&'static str, String)>) {
+        let agent = self.sleeping_agent();
+        let env = vec![("CLAUDE_PID", agent.id().to_string())];
+        let out = self.hook(
+            "SessionStart",
+            &payload(id, serde_json::json!({"source": "startup"})),
+            &env,
+        );
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "SessionStart {id}: {out:?}"
+        );
+        (agent, env)
+    }
+
     /// Starts a fake agent whose child is `orchestrator serve`, with a JSON-RPC client.
     pub fn agent_with_server(&self, env: &[(&str, &str)]) -> Agent {
         let mut c = self.cmd(&self.claude);
