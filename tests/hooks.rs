@@ -369,22 +369,21 @@ fn unwritable_state_and_corrupt_db_fail_softly_and_lose_nothing() {
         "corrupt db left in place"
     );
     std::fs::write(&db, saved).expect("restore");
-    // Read-only state dir (not meaningful as root, who ignores permissions).
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(p.state_dir(), std::fs::Permissions::from_mode(0o500))
-            .expect("chmod");
-        let out = p.hook(
-            "SessionStart",
-            &payload("keepme00-1", json!({"source":"startup"})),
-            &env,
-        );
-        assert_eq!(out.status.code(), Some(0));
-        assert!(out.stdout.is_empty());
-        std::fs::set_permissions(p.state_dir(), std::fs::Permissions::from_mode(0o700))
-            .expect("chmod");
-    }
+    // Unusable state dir: a regular file sits where the directory must be. This
+    // holds for root too, who would ignore a mode-0500 directory.
+    let q = Project::new();
+    std::fs::write(q.state_dir(), b"someone's notes").expect("occupy state dir");
+    let out = q.hook(
+        "SessionStart",
+        &payload("keepme00-2", json!({"source":"startup"})),
+        &env,
+    );
+    ok_silent_fail(&out, "state");
+    assert_eq!(
+        std::fs::read(q.state_dir()).expect("file kept"),
+        b"someone's notes",
+        "the file in the way is not touched"
+    );
     agent.kill();
 }
 
