@@ -378,7 +378,7 @@ fn unwritable_state_and_corrupt_db_fail_softly_and_lose_nothing() {
         &payload("keepme00-2", json!({"source":"startup"})),
         &env,
     );
-    ok_silent_fail(&out, "state");
+    ok_silent_fail(&out, "not a directory");
     assert_eq!(
         std::fs::read(q.state_dir()).expect("file kept"),
         b"someone's notes",

@@ -55,6 +55,12 @@ impl ProjectPaths {
     /// Creates the state dir (0700) with a `.gitignore` of `*`; idempotent.
     pub fn ensure_state_dir(&self) -> Result<()> {
         if !self.state_dir.is_dir() {
+            if self.state_dir.exists() {
+                bail!(
+                    "state dir {} exists but is not a directory: move that file away and retry",
+                    self.state_dir.display()
+                );
+            }
             fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
