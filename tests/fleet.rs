@@ -2,7 +2,8 @@
 //! processes with real servers) start, `/clear`, message each other, exit cleanly or are
 //! killed -9. After every step: nobody sees itself, every live session sees every other,
 //! the registry's live set is exactly the live fleet; at the end every message reached
-//! each recipient that stayed live exactly once, and nobody else.
+//! each recipient that stayed live exactly once, and nobody else (mail queued across a
+//! `/clear` reaches the new id of the same agent).
 
 mod common;
 use common::*;
@@ -44,10 +45,11 @@ fn randomized_fleet_of_real_processes() {
     let p = Project::new();
     let mut live: Vec<Sim> = Vec::new();
     let mut serial = 0u32;
-    // message id → recipient id at send time
+    // message id → recipient id (at send time, or the id its row moved to before delivery)
     let mut sent: BTreeMap<i64, String> = BTreeMap::new();
     let mut got: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     let mut retired: BTreeSet<String> = BTreeSet::new();
+    let mut carried_total = 0usize;
     for step in 0..steps {
         let ctx = format!("seed {seed} step {step}");
         match rng.gen_range(0..100) {
@@ -71,19 +73,43 @@ fn randomized_fleet_of_real_processes() {
                 live.push(Sim { agent, id });
             }
             25..=34 if !live.is_empty() => {
-                // /clear: the same agent process gets a new session id.
+                // /clear as the client does it: SessionEnd(clear) for the old id, then
+                // SessionStart(clear) for a new id of the same agent process. Mail still
+                // queued for the old id follows the row and arrives in that SessionStart.
                 let i = rng.gen_range(0..live.len());
                 serial += 1;
                 let new = format!("{serial:08x}-fleet");
+                let pid = [("CLAUDE_PID", live[i].agent.pid.to_string())];
+                let old = live[i].id.clone();
                 let out = p.hook(
-                    "SessionStart",
-                    &payload(&new, json!({"source":"clear"})),
-                    &[("CLAUDE_PID", live[i].agent.pid.to_string())],
+                    "SessionEnd",
+                    &payload(&old, json!({"reason":"clear"})),
+                    &pid,
                 );
                 assert!(
                     out.status.success() && out.stderr.is_empty(),
                     "{ctx}: {out:?}"
                 );
+                let out = p.hook(
+                    "SessionStart",
+                    &payload(&new, json!({"source":"clear"})),
+                    &pid,
+                );
+                assert!(
+                    out.status.success() && out.stderr.is_empty(),
+                    "{ctx}: {out:?}"
+                );
+                let seen = got.get(&old).cloned().unwrap_or_default();
+                for r in sent
+                    .iter_mut()
+                    .filter(|(m, r)| **r == old && !seen.contains(m))
+                    .map(|(_, r)| r)
+                {
+                    *r = new.clone();
+                }
+                let carried = injected(&context(&out));
+                carried_total += carried.len();
+                got.entry(new.clone()).or_default().extend(carried);
                 retired.insert(std::mem::replace(&mut live[i].id, new));
             }
             35..=44 if !live.is_empty() => {
@@ -220,4 +246,8 @@ fn randomized_fleet_of_real_processes() {
         }
     }
     assert!(!sent.is_empty(), "the scenario sent messages");
+    assert!(
+        carried_total > 0,
+        "seed {seed}: no mail crossed a /clear; raise ORCHESTRATOR_FLEET_STEPS"
+    );
 }

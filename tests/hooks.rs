@@ -421,3 +421,95 @@ fn locked_database_fails_softly() {
     );
     agent.kill();
 }
+
+#[test]
+fn clear_moves_the_row_with_its_name_claims_and_queued_mail() {
+    let p = Project::new();
+    let mut a = p.sleeping_agent();
+    let mut ea = pid_env(&a);
+    ea.push(("ORCHESTRATOR_AGENT_NAME", "builder".into()));
+    let (old, new) = ("clearold-1", "clearnew-2");
+    p.hook(
+        "SessionStart",
+        &payload(old, json!({"source":"startup"})),
+        &ea,
+    );
+    let (mut b, eb) = p.session("clearsib-3");
+    let out = p.run(&["claim", "--session", old, "--exclusive", "src/x.rs"]);
+    assert!(out.status.success(), "{out:?}");
+    p.hook(
+        "PreToolUse",
+        &payload(
+            old,
+            json!({"tool_name":"Write","tool_input":{"file_path":"src/a.rs","content":""}}),
+        ),
+        &ea,
+    );
+    let out = p.run(&["send", "@builder", "hold off src/x.rs for a minute"]);
+    assert!(out.status.success(), "{out:?}");
+    // The client's /clear: SessionEnd(clear) for the old id, SessionStart(clear) for the new.
+    let out = p.hook("SessionEnd", &payload(old, json!({"reason":"clear"})), &ea);
+    assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
+    assert!(
+        live_ids(&p).contains(&old.to_string()),
+        "row kept for the move"
+    );
+    let out = p.hook(
+        "SessionStart",
+        &payload(new, json!({"source":"clear"})),
+        &ea,
+    );
+    let ctx = context(&out);
+    assert!(ctx.contains("this terminal was SA-clearold"), "{ctx}");
+    assert!(
+        ctx.contains("1 claim") && ctx.contains("1 queued message"),
+        "{ctx}"
+    );
+    assert!(
+        ctx.contains("hold off src/x.rs"),
+        "queued mail delivered: {ctx}"
+    );
+    assert!(ctx.contains("name \"builder\""), "{ctx}");
+    assert_eq!(live_ids(&p), vec!["clearnew-2", "clearsib-3"]);
+    assert!(
+        ended(&p)
+            .iter()
+            .any(|(id, how)| id == old && how.contains("moved to SA-clearnew")),
+        "{:?}",
+        ended(&p)
+    );
+    // The claim followed the row: the sibling is still refused, naming the new id.
+    let out = p.hook(
+        "PreToolUse",
+        &payload(
+            "clearsib-3",
+            json!({"tool_name":"Edit","tool_input":{"file_path":"src/x.rs","old_string":"a","new_string":"b"}}),
+        ),
+        &eb,
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("decision");
+    let h = &v["hookSpecificOutput"];
+    assert_eq!(h["permissionDecision"], "deny", "{v}");
+    assert!(
+        h["permissionDecisionReason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("SA-clearnew"),
+        "{v}"
+    );
+    // Nobody sees the old id; the sibling sees the new one under the old name.
+    let out = p.hook(
+        "UserPromptSubmit",
+        &payload("clearsib-3", json!({"prompt":"next"})),
+        &eb,
+    );
+    let ctx = context(&out);
+    assert!(!ctx.contains("SA-clearold"), "{ctx}");
+    assert!(
+        ctx.contains("SA-clearnew") && ctx.contains("builder"),
+        "{ctx}"
+    );
+    assert!(ctx.contains("src/a.rs"), "touches followed the row: {ctx}");
+    a.kill();
+    b.kill();
+}

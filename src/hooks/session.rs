@@ -3,13 +3,13 @@
 use super::{snapshot, Ctx, Envelope};
 use crate::core::identity::SystemProbe;
 use crate::core::identity::{anchor, profile::EnvProfile, Evidence};
-use crate::core::store::Registration;
+use crate::core::store::{Registered, Registration};
 use crate::core::{render, roles};
 use anyhow::Result;
 
 /// Writes the anchors and registers this id as the row of this agent process (moving any
-/// row the process held under another id).
-pub fn register(ctx: &mut Ctx) -> Result<()> {
+/// row the process held under another id, with what it was owed).
+pub fn register(ctx: &mut Ctx) -> Result<Registered> {
     ctx.paths.ensure_state_dir()?;
     if let Some(a) = ctx.agent {
         anchor::write_anchor(&ctx.paths, &ctx.id, &a)?;
@@ -31,12 +31,11 @@ pub fn register(ctx: &mut Ctx) -> Result<()> {
     reg.role = role.as_deref();
     reg.name = prof.name.as_deref();
     reg.kind = prof.kind.as_deref();
-    ctx.store.register(&reg)?;
-    Ok(())
+    ctx.store.register(&reg)
 }
 
 pub fn start(ctx: &mut Ctx) -> Result<Envelope> {
-    register(ctx)?;
+    let reg = register(ctx)?;
     ctx.store.set_activity(ctx.id.as_str(), "idle")?;
     let snap = snapshot(ctx)?;
     let sibs = snap.siblings(&ctx.caller());
@@ -57,6 +56,9 @@ pub fn start(ctx: &mut Ctx) -> Result<Envelope> {
     intro.push_str(ctx.id.id8());
     intro.push_str("; tell them what you work on with the `update_session_task` tool.");
     env.push(intro);
+    if let Some(line) = carried_line(&reg) {
+        env.push(line);
+    }
     let compact = ctx.input.source.as_deref() == Some("compact");
     if compact {
         if let Some(t) = me.as_ref().and_then(|m| m.current_task.as_deref()) {
@@ -114,6 +116,11 @@ pub fn end(ctx: &mut Ctx) -> Result<Envelope> {
         .filter(|c| !c.is_control())
         .take(40)
         .collect();
+    // `/clear` and `/resume` end a conversation, not the agent: the SessionStart that
+    // follows moves this row, with its name, role, claims and queued mail, to the new id.
+    if ctx.agent.is_some() && matches!(reason.as_str(), "clear" | "resume") {
+        return Ok(Envelope::default());
+    }
     ctx.store.end(
         ctx.id.as_str(),
         &format!("clean exit (SessionEnd: {reason})"),
@@ -123,6 +130,36 @@ pub fn end(ctx: &mut Ctx) -> Result<Envelope> {
     }
     remove_anchor_if_names(&ctx.paths.legacy_anchor_path(), ctx.id.as_str());
     Ok(Envelope::default())
+}
+
+/// One line telling a new conversation what its agent process carried over from the old id.
+fn carried_line(reg: &Registered) -> Option<String> {
+    let from = reg.moved_from.last()?;
+    let c = reg.carried;
+    let mut parts = Vec::new();
+    let mut count = |n: usize, one: &str, many: &str| {
+        if n > 0 {
+            parts.push(format!("{n} {}", if n == 1 { one } else { many }));
+        }
+    };
+    count(c.claims, "claim", "claims");
+    count(c.messages, "queued message", "queued messages");
+    count(c.notices, "notice", "notices");
+    count(c.touches, "file touch", "file touches");
+    let what = if parts.is_empty() {
+        "its name and role".to_string()
+    } else {
+        format!("its name, role, {}", parts.join(", "))
+    };
+    Some(format!(
+        "[orchestrator] this terminal was SA-{} before; you took over {what}{}.",
+        crate::core::identity::session_id::id8(from),
+        if c.claims > 0 {
+            " (the `claims` tool lists them; `release` what you no longer need)"
+        } else {
+            ""
+        }
+    ))
 }
 
 fn remove_anchor_if_names(path: &std::path::Path, id: &str) {

@@ -119,167 +119,52 @@ pub struct Registered {
     /// Ids whose rows the same agent process held and that were moved to the new id.
     pub moved_from: Vec<String>,
     pub created: bool,
+    /// What the moved rows handed over.
+    pub carried: Carried,
 }
 
 impl Store {
     /// Upserts `reg.id` with a fresh heartbeat; any other row owned by the same agent
-    /// process is deleted in the same transaction (its name, role and server carry over).
+    /// process is moved to it in the same transaction (see [`carry_over`]).
     pub fn register(&mut self, reg: &Registration<'_>) -> Result<Registered> {
-        let now = clock::iso(clock::now_ms());
-        let h = host_id();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut out = Registered::default();
-        let mut carried: Option<SessionRow> = None;
-        if let Some(a) = reg.agent {
-            let olds: Vec<SessionRow> = {
-                let mut stmt = tx.prepare_cached(&format!(
-                    "SELECT {COLS} FROM sessions WHERE host=?1 AND boot_id=?2 AND agent_pid=?3
-                     AND agent_started_at=?4 AND session_id<>?5"
-                ))?;
-                let rows = stmt
-                    .query_map(
-                        params![
-                            h.host,
-                            h.boot_id,
-                            a.pid,
-                            a.start_ticks as i64,
-                            reg.id.as_str()
-                        ],
-                        from_row,
-                    )?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                rows
-            };
-            for old in olds {
-                tx.execute(
-                    "DELETE FROM sessions WHERE session_id=?1",
-                    [&old.session_id],
-                )?;
-                out.moved_from.push(old.session_id.clone());
-                carried = Some(old);
-            }
-        }
-        let existing: Option<SessionRow> = tx
-            .query_row(
-                &format!("SELECT {COLS} FROM sessions WHERE session_id=?1"),
-                [reg.id.as_str()],
-                from_row,
-            )
-            .optional()?;
-        let evidence = existing
-            .as_ref()
-            .and_then(|e| e.evidence.as_deref().and_then(Evidence::parse))
-            .filter(|prev| *prev > reg.evidence && existing_owner_matches(existing.as_ref(), reg))
-            .unwrap_or(reg.evidence);
-        let base = existing.as_ref().or(carried.as_ref());
-        let pick = |new: Option<&str>, old: Option<&String>| -> Option<String> {
-            new.map(str::to_string).or_else(|| old.cloned())
-        };
-        let role = pick(reg.role, base.map(|b| &b.role)).unwrap_or_else(|| "subordinate".into());
-        let name = pick(reg.name, base.and_then(|b| b.name.as_ref()));
-        let kind = pick(reg.kind, base.and_then(|b| b.kind.as_ref()));
-        let (server_pid, server_token) = match reg.server {
-            Some((pid, tok)) => (Some(pid), Some(tok.to_string())),
-            None => (
-                base.and_then(|b| b.server_pid),
-                base.and_then(|b| b.server_token.clone()),
-            ),
-        };
-        let (agent_pid, agent_start, host, boot) = match reg.agent {
-            Some(a) => (
-                Some(a.pid),
-                Some(a.start_ticks as i64),
-                Some(h.host.clone()),
-                Some(h.boot_id.clone()),
-            ),
-            None => match existing.as_ref() {
-                Some(e) => (
-                    e.agent_pid,
-                    e.agent_started_at.map(|v| v as i64),
-                    e.host.clone(),
-                    e.boot_id.clone(),
-                ),
-                None => (None, None, Some(h.host.clone()), Some(h.boot_id.clone())),
-            },
-        };
-        // Another id may hold this owner slot only if it is this very row (checked above);
-        // the unique index makes a second owner row impossible.
-        if existing.is_some() {
-            tx.execute(
-                "UPDATE sessions SET role=?2, name=?3, kind=?4, last_heartbeat_at=?5,
-                   agent_pid=?6, agent_started_at=?7, host=?8, boot_id=?9, server_pid=?10,
-                   server_token=?11, evidence=?12
-                 WHERE session_id=?1",
-                params![
-                    reg.id.as_str(),
-                    role,
-                    name,
-                    kind,
-                    now,
-                    agent_pid,
-                    agent_start,
-                    host,
-                    boot,
-                    server_pid,
-                    server_token,
-                    evidence.as_str()
-                ],
-            )?;
-        } else {
-            // A row of a *different* agent process may own this slot only if that agent is
-            // this one, which the move above already cleared.
-            tx.execute(
-                "INSERT INTO sessions (session_id, id8, role, name, started_at, last_heartbeat_at,
-                   current_task, kind, agent_pid, agent_started_at, server_pid, server_token, host,
-                   boot_id, evidence, activity, activity_since)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, NULL, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'idle', ?5)",
-                params![
-                    reg.id.as_str(),
-                    reg.id.id8(),
-                    role,
-                    name,
-                    now,
-                    kind,
-                    agent_pid,
-                    agent_start,
-                    server_pid,
-                    server_token,
-                    host,
-                    boot,
-                    evidence.as_str()
-                ],
-            )?;
-            out.created = true;
-        }
+        let out = register_in(&tx, reg)?;
         tx.commit()?;
         Ok(out)
     }
 
-    /// Moves `old`'s row to `reg.id` (delete + upsert + heartbeat, one transaction).
-    /// Same id is a no-op beyond the heartbeat.
+    /// Moves `old`'s row to `reg.id`: delete, upsert, heartbeat and carry-over in one
+    /// transaction, so no reader ever sees the session missing. Same id only heartbeats.
     pub fn rebind(&mut self, old: &str, reg: &Registration<'_>) -> Result<Registered> {
         if old == reg.id.as_str() {
             self.heartbeat(old)?;
             return Ok(Registered::default());
         }
-        let carried = self.get(old)?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let carried: Option<SessionRow> = tx
+            .query_row(
+                &format!("SELECT {COLS} FROM sessions WHERE session_id=?1"),
+                [old],
+                from_row,
+            )
+            .optional()?;
+        let mut reg2 = reg.clone();
+        let mut moved = Carried::default();
         if let Some(c) = carried.as_ref() {
             record_end(&tx, c, &format!("moved to SA-{}", reg.id.id8()))?;
-        }
-        tx.execute("DELETE FROM sessions WHERE session_id=?1", [old])?;
-        tx.commit()?;
-        let mut reg2 = reg.clone();
-        if let Some(c) = carried.as_ref() {
+            tx.execute("DELETE FROM sessions WHERE session_id=?1", [old])?;
+            moved = carry_over(&tx, old, reg.id.as_str())?;
             reg2.role = reg2.role.or(Some(c.role.as_str()));
             reg2.name = reg2.name.or(c.name.as_deref());
             reg2.kind = reg2.kind.or(c.kind.as_deref());
         }
-        let mut out = self.register(&reg2)?;
+        let mut out = register_in(&tx, &reg2)?;
+        tx.commit()?;
+        out.carried.add(moved);
         if carried.is_some() && !out.moved_from.iter().any(|m| m == old) {
             out.moved_from.push(old.to_string());
         }
@@ -485,4 +370,196 @@ fn existing_owner_matches(existing: Option<&SessionRow>, reg: &Registration<'_>)
         (Some(_), None) => true,
         _ => false,
     }
+}
+
+/// Upserts `reg.id` inside `tx`, moving any other row of the same agent process to it.
+fn register_in(tx: &rusqlite::Transaction<'_>, reg: &Registration<'_>) -> Result<Registered> {
+    let now = clock::iso(clock::now_ms());
+    let h = host_id();
+    let mut out = Registered::default();
+    let mut carried: Option<SessionRow> = None;
+    if let Some(a) = reg.agent {
+        let olds: Vec<SessionRow> = {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {COLS} FROM sessions WHERE host=?1 AND boot_id=?2 AND agent_pid=?3
+                 AND agent_started_at=?4 AND session_id<>?5"
+            ))?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        h.host,
+                        h.boot_id,
+                        a.pid,
+                        a.start_ticks as i64,
+                        reg.id.as_str()
+                    ],
+                    from_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows
+        };
+        for old in olds {
+            record_end(tx, &old, &format!("moved to SA-{}", reg.id.id8()))?;
+            tx.execute(
+                "DELETE FROM sessions WHERE session_id=?1",
+                [&old.session_id],
+            )?;
+            out.carried
+                .add(carry_over(tx, &old.session_id, reg.id.as_str())?);
+            out.moved_from.push(old.session_id.clone());
+            carried = Some(old);
+        }
+    }
+    let existing: Option<SessionRow> = tx
+        .query_row(
+            &format!("SELECT {COLS} FROM sessions WHERE session_id=?1"),
+            [reg.id.as_str()],
+            from_row,
+        )
+        .optional()?;
+    let evidence = existing
+        .as_ref()
+        .and_then(|e| e.evidence.as_deref().and_then(Evidence::parse))
+        .filter(|prev| *prev > reg.evidence && existing_owner_matches(existing.as_ref(), reg))
+        .unwrap_or(reg.evidence);
+    let base = existing.as_ref().or(carried.as_ref());
+    let pick = |new: Option<&str>, old: Option<&String>| -> Option<String> {
+        new.map(str::to_string).or_else(|| old.cloned())
+    };
+    let role = pick(reg.role, base.map(|b| &b.role)).unwrap_or_else(|| "subordinate".into());
+    let name = pick(reg.name, base.and_then(|b| b.name.as_ref()));
+    let kind = pick(reg.kind, base.and_then(|b| b.kind.as_ref()));
+    let (server_pid, server_token) = match reg.server {
+        Some((pid, tok)) => (Some(pid), Some(tok.to_string())),
+        None => (
+            base.and_then(|b| b.server_pid),
+            base.and_then(|b| b.server_token.clone()),
+        ),
+    };
+    let (agent_pid, agent_start, host, boot) = match reg.agent {
+        Some(a) => (
+            Some(a.pid),
+            Some(a.start_ticks as i64),
+            Some(h.host.clone()),
+            Some(h.boot_id.clone()),
+        ),
+        None => match existing.as_ref() {
+            Some(e) => (
+                e.agent_pid,
+                e.agent_started_at.map(|v| v as i64),
+                e.host.clone(),
+                e.boot_id.clone(),
+            ),
+            None => (None, None, Some(h.host.clone()), Some(h.boot_id.clone())),
+        },
+    };
+    // Another id may hold this owner slot only if it is this very row (checked above);
+    // the unique index makes a second owner row impossible.
+    if existing.is_some() {
+        tx.execute(
+            "UPDATE sessions SET role=?2, name=?3, kind=?4, last_heartbeat_at=?5,
+               agent_pid=?6, agent_started_at=?7, host=?8, boot_id=?9, server_pid=?10,
+               server_token=?11, evidence=?12
+             WHERE session_id=?1",
+            params![
+                reg.id.as_str(),
+                role,
+                name,
+                kind,
+                now,
+                agent_pid,
+                agent_start,
+                host,
+                boot,
+                server_pid,
+                server_token,
+                evidence.as_str()
+            ],
+        )?;
+    } else {
+        // A row of a *different* agent process may own this slot only if that agent is
+        // this one, which the move above already cleared.
+        tx.execute(
+            "INSERT INTO sessions (session_id, id8, role, name, started_at, last_heartbeat_at,
+               current_task, kind, agent_pid, agent_started_at, server_pid, server_token, host,
+               boot_id, evidence, activity, activity_since)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, NULL, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'idle', ?5)",
+            params![
+                reg.id.as_str(),
+                reg.id.id8(),
+                role,
+                name,
+                now,
+                kind,
+                agent_pid,
+                agent_start,
+                server_pid,
+                server_token,
+                host,
+                boot,
+                evidence.as_str()
+            ],
+        )?;
+        out.created = true;
+    }
+    Ok(out)
+}
+
+/// What a move handed from the old id to the new one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Carried {
+    pub messages: usize,
+    pub notices: usize,
+    pub claims: usize,
+    pub touches: usize,
+}
+
+impl Carried {
+    fn add(&mut self, o: Carried) {
+        self.messages += o.messages;
+        self.notices += o.notices;
+        self.claims += o.claims;
+        self.touches += o.touches;
+    }
+}
+
+/// When an agent process's row moves (`/clear`, `/resume`, a late explicit id), what the
+/// old id was owed or held moves too: the terminal is the same agent to its siblings, so
+/// mail not yet in any context, pending notices, claims (its uncommitted files are still
+/// there) and the file ledger follow the row instead of lapsing with the old id.
+fn carry_over(tx: &rusqlite::Transaction<'_>, old: &str, new: &str) -> Result<Carried> {
+    let messages = tx.execute(
+        "UPDATE OR IGNORE deliveries SET recipient_id=?2 WHERE recipient_id=?1 AND state='queued'",
+        params![old, new],
+    )?;
+    let notices = tx.execute(
+        "UPDATE notices SET session_id=?2 WHERE session_id=?1 AND delivered_at_ms IS NULL",
+        params![old, new],
+    )?;
+    // The new id may already hold a pattern the old one held: keep one, drop the other.
+    let claims = tx.execute(
+        "UPDATE OR IGNORE claims SET session_id=?2 WHERE session_id=?1",
+        params![old, new],
+    )?;
+    tx.execute("DELETE FROM claims WHERE session_id=?1", [old])?;
+    tx.execute(
+        "UPDATE OR IGNORE claim_waiters SET session_id=?2 WHERE session_id=?1",
+        params![old, new],
+    )?;
+    tx.execute("DELETE FROM claim_waiters WHERE session_id=?1", [old])?;
+    tx.execute(
+        "UPDATE OR IGNORE tree_snapshots SET session_id=?2 WHERE session_id=?1",
+        params![old, new],
+    )?;
+    tx.execute("DELETE FROM tree_snapshots WHERE session_id=?1", [old])?;
+    let touches = tx.execute(
+        "UPDATE touches SET session_id=?2 WHERE session_id=?1",
+        params![old, new],
+    )?;
+    Ok(Carried {
+        messages,
+        notices,
+        claims,
+        touches,
+    })
 }
