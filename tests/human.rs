@@ -159,6 +159,20 @@ ok row SA-d0c0d0c0 (unnamed, agent pid <pid>): live (agent process running)
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+    // Mail and a claim for the live session: nothing to say while it lives.
+    assert!(p.run(&["send", "@SA-d0c0d0c0", "ping"]).status.success());
+    assert!(p
+        .run(&[
+            "claim",
+            "--session",
+            "d0c0d0c0-live",
+            "--exclusive",
+            "src/**"
+        ])
+        .status
+        .success());
+    let text = String::from_utf8_lossy(&p.run(&["doctor"]).stdout).to_string();
+    assert!(!text.contains("not live"), "{text}");
     live.kill();
     let out = p.run(&["doctor"]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -166,6 +180,24 @@ ok row SA-d0c0d0c0 (unnamed, agent pid <pid>): live (agent process running)
     assert!(
         text.contains("stale, its process is not running")
             && text.contains("dead (agent process gone"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 message(s) queued for SA-d0c0d0c0, which is not live (dead")
+            && text.contains("claude --resume d0c0d0c0-live"),
+        "{text}"
+    );
+    assert!(
+        text.contains("claim on src/** held by SA-d0c0d0c0, which is not live"),
+        "{text}"
+    );
+    // gc buries the dead session: its claim goes, its mail stays, and doctor now says
+    // how it ended.
+    assert!(p.run(&["gc"]).status.success());
+    let text = String::from_utf8_lossy(&p.run(&["doctor"]).stdout).to_string();
+    assert!(!text.contains("claim on src/**"), "{text}");
+    assert!(
+        text.contains("1 message(s) queued for SA-d0c0d0c0, which is not live (killed"),
         "{text}"
     );
 }

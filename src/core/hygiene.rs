@@ -213,6 +213,17 @@ pub fn reap_with_progress(
     let mut report = reap_anchors_with_progress(paths, probe, dry_run, progress)?;
     if let Some(store) = store {
         report.rows_reaped = reap_rows(store, probe, dry_run)?;
+        if !dry_run {
+            // Claims end with their session: release what the buried rows held now, as
+            // any roster snapshot would, so a `gc` leaves nothing of the dead behind.
+            let now = crate::core::clock::now_ms();
+            let live: Vec<SessionRow> = store
+                .all_sessions()?
+                .into_iter()
+                .filter(|r| liveness::verdict(r, now, probe, Policy::from_env()).is_live())
+                .collect();
+            crate::core::claims::expire(store, &live)?;
+        }
     }
     Ok(report)
 }

@@ -218,8 +218,11 @@ pub fn examine(paths: &ProjectPaths, probe: &dyn Probe) -> Vec<Finding> {
     }
     // Rows.
     let now = clock::now_ms();
+    // Row id → verdict, for explaining what is owed to sessions that are not live.
+    let mut verdicts = std::collections::HashMap::new();
     for r in &rows {
         let v = liveness::verdict(r, now, probe, Policy::from_env());
+        verdicts.insert(r.session_id.as_str(), v);
         let who = format!(
             "row SA-{} ({}, agent pid {})",
             r.id8,
@@ -240,6 +243,9 @@ pub fn examine(paths: &ProjectPaths, probe: &dyn Probe) -> Vec<Finding> {
     }
     if rows.is_empty() {
         out.push(f(Level::Info, "no registry rows", None));
+    }
+    if let Some(s) = store.as_ref() {
+        owed_to_the_absent(s, &verdicts, &mut out);
     }
     // Who am I, if run from inside an agent.
     if let Some(agent) = process::agent_process() {
@@ -276,6 +282,56 @@ pub fn examine(paths: &ProjectPaths, probe: &dyn Probe) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// Mail waiting for sessions that are not live, and claims they still hold: neither is an
+/// error (mail is kept for a resume; claims lapse at the next snapshot) but both explain
+/// what a person sees.
+fn owed_to_the_absent(
+    s: &Store,
+    verdicts: &std::collections::HashMap<&str, liveness::Verdict>,
+    out: &mut Vec<Finding>,
+) {
+    let is_live = |id: &str| verdicts.get(id).is_some_and(|v| v.is_live());
+    let ended = s.ended_since(0).unwrap_or_default();
+    let how = |id: &str| match verdicts.get(id) {
+        Some(v) => v.as_str().to_string(),
+        None => ended
+            .iter()
+            .find(|e| e.session_id == id)
+            .map(|e| e.how.clone())
+            .unwrap_or_else(|| "never registered".into()),
+    };
+    for (id, n) in s.queued_by_recipient().unwrap_or_default() {
+        if is_live(&id) || id == "human" {
+            continue;
+        }
+        out.push(f(
+            Level::Info,
+            format!(
+                "{n} message(s) queued for SA-{}, which is not live ({}); kept for it",
+                crate::core::identity::session_id::id8(&id),
+                how(&id)
+            ),
+            Some(&format!(
+                "`claude --resume {id}` delivers them at its first turn"
+            )),
+        ));
+    }
+    for c in s.all_claims().unwrap_or_default() {
+        if is_live(&c.session_id) {
+            continue;
+        }
+        out.push(f(
+            Level::Info,
+            format!(
+                "claim on {} held by SA-{}, which is not live",
+                c.pattern,
+                crate::core::identity::session_id::id8(&c.session_id)
+            ),
+            Some("orchestrator gc (any hook turn also releases it)"),
+        ));
+    }
 }
 
 /// The report as text.

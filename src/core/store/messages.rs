@@ -277,6 +277,18 @@ impl Store {
         )?)
     }
 
+    /// Queued (never seen) delivery counts per recipient, for `doctor`.
+    pub fn queued_by_recipient(&self) -> Result<Vec<(String, i64)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT recipient_id, count(*) FROM deliveries WHERE state='queued'
+             GROUP BY recipient_id ORDER BY recipient_id",
+        )?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
     /// True when `session_id` has a pending notice (a cheap read before a write).
     pub fn has_notices(&self, session_id: &str) -> Result<bool> {
         let n: i64 = self.conn.query_row(
