@@ -38,10 +38,14 @@ pub fn snapshot(root: &Path) -> TreeState {
 }
 
 fn git_snapshot(root: &Path) -> Option<TreeState> {
+    // `--no-optional-locks`: a plain `git status` refreshes the index under
+    // `.git/index.lock`, and a sibling's `git commit` in the same checkout would then fail
+    // with "index.lock: File exists". The ledger only reads.
     let out = Command::new("git")
         .arg("-C")
         .arg(root)
         .args([
+            "--no-optional-locks",
             "status",
             "--porcelain=v2",
             "--branch",
@@ -159,4 +163,50 @@ pub fn dirty(state: &TreeState) -> Vec<&str> {
         return Vec::new();
     }
     state.entries.keys().map(String::as_str).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(root: &Path, args: &[&str]) -> bool {
+        Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
+            .args(args)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
+
+    /// The ledger must never write the index: a sibling's git command would find it locked.
+    #[test]
+    fn snapshot_never_rewrites_the_index() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        if !git(root, &["init", "-q"]) {
+            eprintln!("git not available; skipped");
+            return;
+        }
+        std::fs::write(root.join("a.txt"), "one\n").expect("write");
+        assert!(git(root, &["add", "a.txt"]) && git(root, &["commit", "-qm", "init"]));
+        // Same content, new mtime: the index entry is stat-dirty, which a plain
+        // `git status` would refresh and write back.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(root.join("a.txt"), "one\n").expect("rewrite");
+        let index = root.join(".git/index");
+        let before = std::fs::metadata(&index)
+            .expect("index")
+            .modified()
+            .expect("mtime");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let st = snapshot(root);
+        assert!(st.git && st.entries.is_empty(), "{st:?}");
+        let after = std::fs::metadata(&index)
+            .expect("index")
+            .modified()
+            .expect("mtime");
+        assert_eq!(before, after, "git status rewrote .git/index");
+    }
 }
