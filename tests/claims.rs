@@ -312,6 +312,29 @@ fn bash_ledger_hazards_and_guard_in_a_git_repo() {
         row("aaaa0000-1")["files"].as_array().expect("f").is_empty(),
         "{status}"
     );
+    // A read-only command of A (no snapshots taken) is not blamed for a write that
+    // happened meanwhile elsewhere.
+    p.hook(
+        "PreToolUse",
+        &bash("aaaa0000-1", "git status && cat src/a.rs"),
+        &ea,
+    );
+    std::fs::write(p.root.join("src/a.rs"), "fn a() { /* by hand */ }\n").expect("w");
+    p.hook(
+        "PostToolUse",
+        &bash("aaaa0000-1", "git status && cat src/a.rs"),
+        &ea,
+    );
+    let status: Value = serde_json::from_slice(&p.run(&["status", "--json"]).stdout).expect("json");
+    let a_row = status
+        .as_array()
+        .expect("arr")
+        .iter()
+        .find(|r| r["session_id"] == "aaaa0000-1")
+        .cloned()
+        .expect("row");
+    assert!(a_row["files"].as_array().expect("f").is_empty(), "{status}");
+    git(&p.root, &["checkout", "-q", "src/a.rs"]);
     // A sibling editing src/b.rs is now warned about B's shell write.
     let (_, why) = decision(&p.hook("PreToolUse", &edit("aaaa0000-1", "src/b.rs"), &ea));
     assert!(why.contains("SA-bbbb0000"), "{why}");

@@ -14,4 +14,5 @@ pub mod paths;
 pub mod render;
 pub mod roles;
 pub mod roster;
+pub mod shell;
 pub mod store;

@@ -4,7 +4,7 @@
 
 use super::{live_snapshot, Ctx, Envelope};
 use crate::core::ledger::{self, TreeState};
-use crate::core::{claims, hazards, render};
+use crate::core::{claims, hazards, render, shell};
 use anyhow::Result;
 
 fn command(ctx: &Ctx) -> &str {
@@ -19,6 +19,12 @@ fn command(ctx: &Ctx) -> &str {
 /// live sibling has uncommitted changes.
 pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
     let mut env = Envelope::default();
+    // Commands that can only read (ls, grep, git status, ...) change nothing to attribute:
+    // skip the two tree snapshots, the dominant cost on a large checkout.
+    if shell::read_only(command(ctx)) {
+        ctx.store.heartbeat(ctx.id.as_str())?;
+        return Ok(env);
+    }
     let tree = ledger::snapshot(&ctx.paths.root);
     ctx.store.put_tree_snapshot(
         ctx.id.as_str(),
@@ -68,6 +74,9 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
 
 /// After a Bash command: attribute what it changed; tell siblings if HEAD moved.
 pub fn post(ctx: &mut Ctx, env: &mut Envelope) -> Result<()> {
+    if shell::read_only(command(ctx)) {
+        return Ok(());
+    }
     let Some((before, taken_at)) = ctx.store.tree_snapshot(ctx.id.as_str())? else {
         return Ok(());
     };
