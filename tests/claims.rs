@@ -420,3 +420,31 @@ fn bash_ledger_hazards_and_guard_in_a_git_repo() {
     a.kill();
     b.kill();
 }
+
+#[test]
+fn cli_never_claims_as_a_sibling_named_by_weak_evidence() {
+    let p = Project::new();
+    let mut mine = p.sleeping_agent();
+    // A sibling starts later; its SessionStart rewrites the shared legacy file.
+    let (mut sib, _) = p.session("bbbbbbbb-owner");
+    let out = p
+        .cmd(std::path::Path::new(BIN))
+        .args(["claim", "--exclusive", "src/x.rs"])
+        .env("CLAUDE_PID", mine.id().to_string())
+        .output()
+        .expect("claim");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("SA-bbbbbbbb, which is another live session") && err.contains("--session"),
+        "{err}"
+    );
+    let claims = p.run(&["claims", "--json"]);
+    assert_eq!(
+        String::from_utf8_lossy(&claims.stdout).trim(),
+        "[]",
+        "no claim made in the sibling's name"
+    );
+    mine.kill();
+    sib.kill();
+}

@@ -436,3 +436,45 @@ fn server_exits_when_its_agent_dies() {
     );
     assert!(all_ids(&p).is_empty());
 }
+
+#[test]
+fn legacy_file_naming_a_siblings_session_is_not_taken() {
+    let p = Project::new();
+    let mut a = p.agent_with_server(&[("ORCHESTRATOR_HEARTBEAT_SECS", "0.3")]);
+    a.initialize();
+    assert!(a.wait_stderr("no session id yet", T), "{:?}", a.stderr());
+    // A sibling starts after A: its SessionStart rewrites the shared legacy file, which is
+    // then "fresher" than A's process — weak evidence that names the sibling.
+    let (mut b, _) = p.session("bbbbbbbb-owner");
+    assert!(
+        a.wait_stderr("belongs to live agent pid", T),
+        "{:?}",
+        a.stderr()
+    );
+    let status: serde_json::Value =
+        serde_json::from_slice(&p.run(&["status", "--json"]).stdout).expect("json");
+    let rows = status.as_array().expect("array");
+    assert_eq!(rows.len(), 1, "{status}");
+    assert_eq!(rows[0]["session_id"], "bbbbbbbb-owner");
+    assert_eq!(
+        rows[0]["agent_pid"],
+        b.id() as i64,
+        "the sibling keeps its row"
+    );
+    // A's own SessionStart names A; the server binds to it and each sees the other.
+    let out = p.hook(
+        "SessionStart",
+        &payload("aaaaaaaa-real", json!({"source":"startup"})),
+        &[("CLAUDE_PID", a.pid.to_string())],
+    );
+    assert!(context(&out).contains("SA-bbbbbbbb"), "{out:?}");
+    assert!(
+        a.wait_stderr("bound to session SA-aaaaaaaa", T),
+        "{:?}",
+        a.stderr()
+    );
+    let (ro, err) = a.call("roster", json!({}));
+    assert!(!err && ro.contains("SA-bbbbbbbb"), "{ro}");
+    assert_eq!(live_ids(&p), vec!["aaaaaaaa-real", "bbbbbbbb-owner"]);
+    b.kill();
+}

@@ -102,6 +102,27 @@ pub fn live(
         .collect()
 }
 
+/// When `row` is live and owned by an agent process other than `agent`, its owner (the
+/// pid, or `(remote)`). Weak evidence — a per-PID anchor, the shared last-writer-wins
+/// legacy file — that names such a row names a sibling, never the caller.
+pub fn owned_by_another(
+    row: &SessionRow,
+    agent: Option<AgentProcess>,
+    now_ms: i64,
+    probe: &dyn Probe,
+    policy: Policy,
+) -> Option<String> {
+    let owner = row.local_agent();
+    if owner.is_some() && owner == agent {
+        return None;
+    }
+    verdict(row, now_ms, probe, policy).is_live().then(|| {
+        row.agent_pid
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "(remote)".into())
+    })
+}
+
 /// Who is asking: its id, every id its server has held, and its agent process.
 #[derive(Debug, Clone, Default)]
 pub struct Caller {

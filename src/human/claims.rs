@@ -31,6 +31,25 @@ pub fn resolve_session(
     }
     let inp = Inputs::from_env(None, agent, paths, &SystemProbe);
     match resolver::resolve(&inp).map_err(anyhow::Error::msg)? {
+        Some(r) if r.evidence.is_provisional() => {
+            let owner = store.get(r.id.as_str())?.and_then(|row| {
+                liveness::owned_by_another(
+                    &row,
+                    agent,
+                    clock::now_ms(),
+                    &SystemProbe,
+                    Policy::from_env(),
+                )
+            });
+            match owner {
+                Some(pid) => bail!(
+                    "the {} names SA-{}, which is another live session (agent pid {pid}): pass --session ID",
+                    r.evidence.as_str(),
+                    r.id.id8()
+                ),
+                None => Ok(r.id.to_string()),
+            }
+        }
         Some(r) => Ok(r.id.to_string()),
         None => bail!("cannot tell which session this is (not run inside a Claude Code session): pass --session ID"),
     }

@@ -4,12 +4,13 @@
 use crate::core::identity::profile::EnvProfile;
 use crate::core::identity::resolver::{self, Inputs};
 use crate::core::identity::{AgentProcess, Evidence, SessionId, SystemProbe};
-use crate::core::liveness::Caller;
+use crate::core::liveness::{self, Caller, Policy};
 use crate::core::paths::ProjectPaths;
 use crate::core::roles;
 use crate::core::store::{Registration, Store};
 use anyhow::Result;
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 /// The current binding.
@@ -30,6 +31,8 @@ pub struct ServerState {
     binding: Mutex<Option<Binding>>,
     self_ids: Mutex<HashSet<String>>,
     profile: EnvProfile,
+    /// Set once the "weak evidence names someone else's session" line was logged.
+    refused_foreign: AtomicBool,
 }
 
 fn log(msg: &str) {
@@ -52,6 +55,7 @@ impl ServerState {
             binding: Mutex::new(None),
             self_ids: Mutex::new(HashSet::new()),
             profile: EnvProfile::from_env(),
+            refused_foreign: AtomicBool::new(false),
         }
     }
 
@@ -137,6 +141,22 @@ impl ServerState {
             }
         };
         let Some(mut b) = found else { return Ok(None) };
+        // Weak evidence (a per-PID anchor, the shared legacy file) may name a session a
+        // *sibling* process owns — the legacy file is last-writer-wins across terminals.
+        // Taking that row would make two agents one session; wait for real evidence.
+        if b.evidence.is_provisional() {
+            if let Some(owner) = self.live_foreign_owner(b.id.as_str())? {
+                if !self.refused_foreign.swap(true, Ordering::Relaxed) {
+                    log(&format!(
+                        "{} names SA-{}, which belongs to live agent pid {owner}; not taking it \
+                         (waiting for a hook or tool call to name this session)",
+                        b.evidence.as_str(),
+                        b.id.id8()
+                    ));
+                }
+                return Ok(None);
+            }
+        }
         let reg = self.registration(&b.id, b.evidence);
         self.store().register(&reg)?;
         // A hook may have registered the same id explicitly meanwhile: the row keeps the
@@ -154,6 +174,20 @@ impl ServerState {
         ));
         self.set_binding(b.clone());
         Ok(Some(b))
+    }
+
+    /// The pid of another agent process whose live row is `id`, if any.
+    fn live_foreign_owner(&self, id: &str) -> Result<Option<String>> {
+        let row = self.store().get(id)?;
+        Ok(row.and_then(|r| {
+            liveness::owned_by_another(
+                &r,
+                self.agent,
+                crate::core::clock::now_ms(),
+                &SystemProbe,
+                Policy::from_env(),
+            )
+        }))
     }
 
     /// Moves our row to `id` (explicit evidence from a tool call or hook). Same id: a
