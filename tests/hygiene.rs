@@ -228,3 +228,67 @@ fn rows_of_dead_agents_are_reaped_with_anchors() {
     );
     assert!(r.log_line().ends_with("and 1 dead session row(s)"));
 }
+
+#[test]
+fn old_records_and_orphan_snapshots_are_pruned_recent_ones_kept() {
+    use orchestrator::core::store::retention::KEEP_MS;
+    use orchestrator::core::store::Store;
+    let (_t, p) = project();
+    let store = Store::open(&p).expect("open");
+    let now = orchestrator::core::clock::now_ms();
+    let ancient = now - KEEP_MS - 1000;
+    let c = rusqlite::Connection::open(p.db_path()).expect("open");
+    c.execute_batch(&format!(
+        "INSERT INTO sessions (session_id, id8, started_at, last_heartbeat_at)
+           VALUES ('livelive-1', 'livelive', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
+         INSERT INTO messages (id, sender_id, address, body, created_at_ms)
+           VALUES (1, 'a', '@b', 'old', {ancient}), (2, 'a', '@b', 'new', {now});
+         INSERT INTO deliveries (message_id, recipient_id, state, queued_at_ms)
+           VALUES (1, 'gonegone-1', 'queued', {ancient}), (2, 'gonegone-1', 'queued', {now});
+         INSERT INTO notices (session_id, body, created_at_ms, delivered_at_ms)
+           VALUES ('x', 'seen long ago', {ancient}, {ancient}), ('x', 'pending', {now}, NULL);
+         INSERT INTO ended_sessions (session_id, id8, ended_at_ms, how)
+           VALUES ('oldend-1', 'oldend-1', {ancient}, 'killed'), ('newend-1', 'newend-1', {now}, 'killed');
+         INSERT INTO tree_snapshots (session_id, entries, at_ms)
+           VALUES ('livelive-1', '{{}}', {now}), ('gonegone-1', '{{}}', {now});
+         INSERT INTO touches (session_id, path, at_ms)
+           VALUES ('livelive-1', 'a.rs', {ancient}), ('livelive-1', 'b.rs', {now});"
+    ))
+    .expect("seed");
+    let count = |table: &str| -> i64 {
+        c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .expect("count")
+    };
+    let dry = store.prune(now, true).expect("dry run");
+    assert_eq!(
+        (
+            dry.messages,
+            dry.notices,
+            dry.ended_sessions,
+            dry.tree_snapshots,
+            dry.touches
+        ),
+        (1, 1, 1, 1, 1)
+    );
+    assert_eq!(count("messages"), 2, "a dry run deletes nothing");
+    let done = store.prune(now, false).expect("prune");
+    assert_eq!(done, dry);
+    assert_eq!(count("messages"), 1);
+    assert_eq!(
+        count("deliveries"),
+        1,
+        "the old message's delivery went with it"
+    );
+    assert_eq!(count("notices"), 1);
+    assert_eq!(count("ended_sessions"), 1);
+    assert_eq!(count("touches"), 1);
+    let kept: String = c
+        .query_row("SELECT session_id FROM tree_snapshots", [], |r| r.get(0))
+        .expect("one snapshot");
+    assert_eq!(kept, "livelive-1");
+    assert_eq!(
+        store.prune(now, false).expect("again").total(),
+        0,
+        "idempotent"
+    );
+}

@@ -8,6 +8,7 @@ use crate::core::identity::anchor::{self, StaleReason};
 use crate::core::identity::Probe;
 use crate::core::liveness::{self, Policy, Verdict};
 use crate::core::paths::ProjectPaths;
+use crate::core::store::retention::Pruned;
 use crate::core::store::{SessionRow, Store};
 use anyhow::Result;
 use std::fs;
@@ -29,6 +30,8 @@ pub struct Report {
     pub ignored: usize,
     /// Registry rows removed because their agent process is provably dead.
     pub rows_reaped: Vec<String>,
+    /// Old records removed from the store (see `store::retention`).
+    pub pruned: Pruned,
     pub dry_run: bool,
 }
 
@@ -52,6 +55,15 @@ impl Report {
                 " and {} dead session row(s)",
                 self.rows_reaped.len()
             ));
+        }
+        let n = self.pruned.total();
+        if n > 0 {
+            let verb = if self.dry_run {
+                "would prune"
+            } else {
+                "pruned"
+            };
+            s.push_str(&format!("; {verb} {n} record(s) past retention"));
         }
         s
     }
@@ -213,6 +225,7 @@ pub fn reap_with_progress(
     let mut report = reap_anchors_with_progress(paths, probe, dry_run, progress)?;
     if let Some(store) = store {
         report.rows_reaped = reap_rows(store, probe, dry_run)?;
+        report.pruned = store.prune(crate::core::clock::now_ms(), dry_run)?;
         if !dry_run {
             // Claims end with their session: release what the buried rows held now, as
             // any roster snapshot would, so a `gc` leaves nothing of the dead behind.

@@ -41,6 +41,30 @@ pub fn run(dry_run: bool, json: bool) -> Result<i32> {
             crate::core::identity::session_id::id8(id)
         );
     }
+    let p = report.pruned;
+    for (n, what) in [
+        (p.messages, "message(s) older than 30 days"),
+        (
+            p.notices,
+            "notice(s) delivered over 7 days ago or older than 30 days",
+        ),
+        (
+            p.ended_sessions,
+            "ended-session record(s) older than 30 days",
+        ),
+        (
+            p.tree_snapshots,
+            "working-tree snapshot(s) of sessions that are gone",
+        ),
+        (p.touches, "file touch(es) older than 7 days"),
+    ] {
+        if n > 0 {
+            println!(
+                "{} {n} {what}",
+                if dry_run { "would prune" } else { "pruned" }
+            );
+        }
+    }
     println!("{}", report.log_line());
     Ok(0)
 }

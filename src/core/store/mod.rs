@@ -6,6 +6,7 @@
 pub mod claims;
 pub mod messages;
 mod migrations;
+pub mod retention;
 pub mod sessions;
 pub mod touches;
 

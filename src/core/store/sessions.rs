@@ -290,6 +290,10 @@ impl Store {
             "DELETE FROM sessions WHERE session_id=?1 AND (?2 IS NULL OR server_token=?2)",
             params![id, token],
         )?;
+        if n > 0 {
+            // A non-git checkout's snapshot can be large; nothing reads it after the end.
+            tx.execute("DELETE FROM tree_snapshots WHERE session_id=?1", [id])?;
+        }
         tx.commit()?;
         Ok(n > 0)
     }
