@@ -262,7 +262,9 @@ fn demo_shows_the_main_job() {
         "replying to #1",
         "1 sibling session active:",
         "startup hygiene: reaped 1 stale active-session-<pid> file(s)",
-        "SA-be7a0000 beta",
+        "this terminal was SA-be7a0000 before; you took over its name, role, 1 claim, 1 queued message",
+        "the docs build is green again",
+        "SA-be7a0001 beta",
         "demo finished in",
     ] {
         assert!(

@@ -145,7 +145,9 @@ fn carried_line(reg: &Registered) -> Option<String> {
     count(c.claims, "claim", "claims");
     count(c.messages, "queued message", "queued messages");
     count(c.notices, "notice", "notices");
-    count(c.touches, "file touch", "file touches");
+    if c.touches > 0 {
+        parts.push("its touched files".to_string());
+    }
     let what = if parts.is_empty() {
         "its name and role".to_string()
     } else {

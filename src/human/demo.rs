@@ -299,6 +299,19 @@ fn run_in(base: &Path) -> Result<()> {
     println!("beta:  {}", beta.tool("ack", json!({"message_id": 1}))?);
     d.hook(&alpha, "UserPromptSubmit", json!({"prompt": "status?"}))?;
 
+    d.header("beta runs /clear: a new conversation in the same terminal keeps its claim and mail");
+    println!("beta:  {}", beta.tool("claim", json!({"paths_or_globs": ["tests/parser/**"], "exclusive": true, "reason": "parser tests"}))?);
+    println!(
+        "gamma: {}",
+        gamma.tool(
+            "send_message",
+            json!({"to": "@beta", "body": "the docs build is green again"})
+        )?
+    );
+    d.hook(&beta, "SessionEnd", json!({"reason": "clear"}))?;
+    beta.id = "be7a0001-2222-4000-8000-00000000be7a".into();
+    d.hook(&beta, "SessionStart", json!({"source": "clear"}))?;
+
     d.header("gamma is killed with kill -9 (no SessionEnd, nothing cleaned up)");
     // SAFETY: kill(2) on the process group this demo created.
     unsafe {
