@@ -478,3 +478,33 @@ fn legacy_file_naming_a_siblings_session_is_not_taken() {
     assert_eq!(live_ids(&p), vec!["aaaaaaaa-real", "bbbbbbbb-owner"]);
     b.kill();
 }
+
+#[test]
+fn a_tool_call_cannot_take_a_siblings_session_id() {
+    let p = Project::new();
+    let mut a = p.agent_with_server(&[("CLAUDE_CODE_SESSION_ID", "aaaaaaaa-mine")]);
+    a.initialize();
+    let (mut b, _) = p.session("bbbbbbbb-theirs");
+    for tool in ["whoami", "send_message"] {
+        let (t, err) = a.call(
+            tool,
+            json!({"session_id": "bbbbbbbb-theirs", "to": "@all", "body": "I am b"}),
+        );
+        assert!(
+            err && t.contains("belongs to another live session"),
+            "{tool}: {t}"
+        );
+    }
+    let status: serde_json::Value =
+        serde_json::from_slice(&p.run(&["status", "--json"]).stdout).expect("json");
+    let owner = status
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|r| r["session_id"] == "bbbbbbbb-theirs")
+        .map(|r| r["agent_pid"].clone());
+    assert_eq!(owner, Some(json!(b.id())), "{status}");
+    let (who, err) = a.call("whoami", json!({}));
+    assert!(!err && who.contains("aaaaaaaa-mine"), "{who}");
+    b.kill();
+}

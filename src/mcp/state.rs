@@ -241,6 +241,17 @@ impl ServerState {
         if let Some(raw) = session_id.filter(|s| !s.is_empty()) {
             let id =
                 SessionId::parse(raw).map_err(|e| format!("invalid session_id argument: {e}"))?;
+            // A tool argument is the model's word, and a message can try to put words in
+            // its mouth: it never takes over a session another live agent process owns.
+            if let Some(pid) = self
+                .live_foreign_owner(id.as_str())
+                .map_err(|e| format!("{e:#}"))?
+            {
+                return Err(format!(
+                    "session_id {id} belongs to another live session (agent pid {pid}); \
+                     pass your own session_id (it is in your SessionStart context) or omit it"
+                ));
+            }
             self.rebind(id, Evidence::Explicit)
                 .map_err(|e| format!("{e:#}"))?;
         } else {
