@@ -1,6 +1,6 @@
 //! A seeded randomized fleet driven through the real binary: agents (real `claude`
-//! processes with real servers) start, `/clear`, message each other, exit cleanly or are
-//! killed -9. After every step: nobody sees itself, every live session sees every other,
+//! processes with real servers) start, `/clear`, message each other, try to act as each
+//! other, exit cleanly or are killed -9. After every step: nobody sees itself, every live session sees every other,
 //! the registry's live set is exactly the live fleet; at the end every message reached
 //! each recipient that stayed live exactly once, and nobody else (mail queued across a
 //! `/clear` reaches the new id of the same agent).
@@ -150,6 +150,21 @@ fn randomized_fleet_of_real_processes() {
                     .and_then(|n| n.parse().ok())
                     .expect("id");
                 sent.insert(mid, rid);
+            }
+            80..=84 if live.len() >= 2 => {
+                // Impersonation: a tool call naming a sibling's id is refused and moves
+                // nothing (the invariants below would catch a stolen row).
+                let a = rng.gen_range(0..live.len());
+                let b = (a + 1 + rng.gen_range(0..live.len() - 1)) % live.len();
+                let theirs = live[b].id.clone();
+                let (text, err) = live[a].agent.call(
+                    "send_message",
+                    json!({"session_id": theirs, "to": "@all", "body": "spoofed"}),
+                );
+                assert!(
+                    err && text.contains("belongs to another live session"),
+                    "{ctx}: {text}"
+                );
             }
             _ if !live.is_empty() => {
                 let s = &live[rng.gen_range(0..live.len())];
