@@ -58,8 +58,28 @@ pub fn stat(pid: i32) -> Option<ProcStat> {
     if pid <= 0 {
         return None;
     }
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(pid, &text)
+    // One read into a stack buffer: `read_to_string` would stat the file and grow its
+    // buffer over half a dozen reads, and the roster does this for every live sibling on
+    // every turn. A stat line is under 1 KiB unless comm is pathological (then: None).
+    use std::io::Read;
+    let mut f = fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let mut buf = [0u8; 1024];
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => {
+                n += k;
+                // The kernel hands the whole line in one read; its newline ends it.
+                if buf[n - 1] == b'\n' {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    parse_stat(pid, std::str::from_utf8(&buf[..n]).ok()?)
 }
 
 /// Parses stat text; `comm` may hold spaces and parentheses, so split at the last `)`.
