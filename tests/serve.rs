@@ -447,7 +447,7 @@ fn legacy_file_naming_a_siblings_session_is_not_taken() {
     // then "fresher" than A's process — weak evidence that names the sibling.
     let (mut b, _) = p.session("bbbbbbbb-owner");
     assert!(
-        a.wait_stderr("belongs to live agent pid", T),
+        a.wait_stderr("which is the session of live agent pid", T),
         "{:?}",
         a.stderr()
     );
@@ -507,4 +507,44 @@ fn a_tool_call_cannot_take_a_siblings_session_id() {
     let (who, err) = a.call("whoami", json!({}));
     assert!(!err && who.contains("aaaaaaaa-mine"), "{who}");
     b.kill();
+}
+
+#[test]
+fn legacy_file_naming_a_dead_siblings_session_is_not_taken_nor_its_mail() {
+    let p = Project::new();
+    let mut a = p.agent_with_server(&[]);
+    a.initialize();
+    assert!(a.wait_stderr("no session id yet", T), "{:?}", a.stderr());
+    // A sibling starts after A (rewriting the legacy file), gets mail, and is killed.
+    let (mut b, _) = p.session("deadbeef-gone");
+    assert!(p
+        .run(&["send", "@SA-deadbeef", "for the dead one"])
+        .status
+        .success());
+    b.kill();
+    // Whether A retries before or after the kill, it must not become the sibling.
+    assert!(a.wait_stderr("not taking it", T), "{:?}", a.stderr());
+    assert!(
+        !a.stderr()
+            .iter()
+            .any(|l| l.contains("bound to session SA-deadbeef")),
+        "{:?}",
+        a.stderr()
+    );
+    let out = p.hook(
+        "SessionStart",
+        &payload("aaaaaaaa-real", json!({"source":"startup"})),
+        &[("CLAUDE_PID", a.pid.to_string())],
+    );
+    let ctx = context(&out);
+    assert!(
+        !ctx.contains("for the dead one") && !ctx.contains("this terminal was"),
+        "{ctx}"
+    );
+    // The dead session's mail is still kept for its id.
+    let text = String::from_utf8_lossy(&p.run(&["doctor"]).stdout).to_string();
+    assert!(
+        text.contains("1 message(s) queued for SA-deadbeef"),
+        "{text}"
+    );
 }

@@ -134,7 +134,7 @@ pub fn end(ctx: &mut Ctx) -> Result<Envelope> {
 
 /// One line telling a new conversation what its agent process carried over from the old id.
 fn carried_line(reg: &Registered) -> Option<String> {
-    let from = reg.moved_from.last()?;
+    let from = reg.carried_from.as_deref()?;
     let c = reg.carried;
     let mut parts = Vec::new();
     let mut count = |n: usize, one: &str, many: &str| {

@@ -3,7 +3,7 @@
 
 use crate::core::identity::profile::EnvProfile;
 use crate::core::identity::resolver::{self, Inputs};
-use crate::core::identity::{AgentProcess, Evidence, SessionId, SystemProbe};
+use crate::core::identity::{AgentProcess, Evidence, Probe, SessionId, SystemProbe};
 use crate::core::liveness::{self, Caller, Policy};
 use crate::core::paths::ProjectPaths;
 use crate::core::roles;
@@ -141,14 +141,15 @@ impl ServerState {
             }
         };
         let Some(mut b) = found else { return Ok(None) };
-        // Weak evidence (a per-PID anchor, the shared legacy file) may name a session a
-        // *sibling* process owns — the legacy file is last-writer-wins across terminals.
-        // Taking that row would make two agents one session; wait for real evidence.
+        // Weak evidence (a per-PID anchor, the shared legacy file) may name a session of
+        // *another* process — the legacy file is last-writer-wins across terminals. Taking
+        // that id would make two agents one session, or bring a dead one back as a phantom
+        // sibling; wait for a hook or tool call instead.
         if b.evidence.is_provisional() {
-            if let Some(owner) = self.live_foreign_owner(b.id.as_str())? {
+            if let Some(whose) = self.someone_elses(b.id.as_str())? {
                 if !self.refused_foreign.swap(true, Ordering::Relaxed) {
                     log(&format!(
-                        "{} names SA-{}, which belongs to live agent pid {owner}; not taking it \
+                        "{} names SA-{}, which is {whose}; not taking it \
                          (waiting for a hook or tool call to name this session)",
                         b.evidence.as_str(),
                         b.id.id8()
@@ -174,6 +175,30 @@ impl ServerState {
         ));
         self.set_binding(b.clone());
         Ok(Some(b))
+    }
+
+    /// Why `id` is not ours to adopt on weak evidence: its row is owned by another agent
+    /// process (live or gone) or lives elsewhere, or the session already ended. `None` when
+    /// there is no such session or the row is ours.
+    fn someone_elses(&self, id: &str) -> Result<Option<String>> {
+        let store = self.store();
+        if let Some(row) = store.get(id)? {
+            let owner = row.local_agent();
+            if owner.is_some() && owner == self.agent {
+                return Ok(None);
+            }
+            return Ok(Some(match (owner, row.agent_pid) {
+                (Some(o), _) if SystemProbe.is_alive(o.pid, o.start_ticks) => {
+                    format!("the session of live agent pid {}", o.pid)
+                }
+                (Some(o), _) => format!("the session of agent pid {}, which is gone", o.pid),
+                (None, Some(pid)) => format!("the session of agent pid {pid} on another host"),
+                (None, None) => "a session with no agent process".to_string(),
+            }));
+        }
+        Ok(store
+            .ended_how(id)?
+            .map(|how| format!("a session that already ended ({how})")))
     }
 
     /// The pid of another agent process whose live row is `id`, if any.

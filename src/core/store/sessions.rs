@@ -119,8 +119,10 @@ pub struct Registered {
     /// Ids whose rows the same agent process held and that were moved to the new id.
     pub moved_from: Vec<String>,
     pub created: bool,
-    /// What the moved rows handed over.
+    /// What the moved rows handed over, and the id that handed it (only rows whose id is
+    /// vouched for as this agent's own hand anything over).
     pub carried: Carried,
+    pub carried_from: Option<String>,
 }
 
 impl Store {
@@ -157,7 +159,9 @@ impl Store {
         if let Some(c) = carried.as_ref() {
             record_end(&tx, c, &format!("moved to SA-{}", reg.id.id8()))?;
             tx.execute("DELETE FROM sessions WHERE session_id=?1", [old])?;
-            moved = carry_over(&tx, old, reg.id.as_str())?;
+            if vouched(c) {
+                moved = carry_over(&tx, old, reg.id.as_str())?;
+            }
             reg2.role = reg2.role.or(Some(c.role.as_str()));
             reg2.name = reg2.name.or(c.name.as_deref());
             reg2.kind = reg2.kind.or(c.kind.as_deref());
@@ -165,6 +169,9 @@ impl Store {
         let mut out = register_in(&tx, &reg2)?;
         tx.commit()?;
         out.carried.add(moved);
+        if carried.as_ref().is_some_and(vouched) {
+            out.carried_from = Some(old.to_string());
+        }
         if carried.is_some() && !out.moved_from.iter().any(|m| m == old) {
             out.moved_from.push(old.to_string());
         }
@@ -298,6 +305,18 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// How `id` ended, if it did (and its record is still kept).
+    pub fn ended_how(&self, id: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT how FROM ended_sessions WHERE session_id=?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// Sessions that ended since `since_ms`, newest first: (row-ish facts, ended_at, how).
     pub fn ended_since(&self, since_ms: i64) -> Result<Vec<EndedSession>> {
         let mut stmt = self.conn.prepare(
@@ -408,8 +427,11 @@ fn register_in(tx: &rusqlite::Transaction<'_>, reg: &Registration<'_>) -> Result
                 "DELETE FROM sessions WHERE session_id=?1",
                 [&old.session_id],
             )?;
-            out.carried
-                .add(carry_over(tx, &old.session_id, reg.id.as_str())?);
+            if vouched(&old) {
+                out.carried
+                    .add(carry_over(tx, &old.session_id, reg.id.as_str())?);
+                out.carried_from = Some(old.session_id.clone());
+            }
             out.moved_from.push(old.session_id.clone());
             carried = Some(old);
         }
@@ -525,6 +547,13 @@ impl Carried {
         self.claims += o.claims;
         self.touches += o.touches;
     }
+}
+
+/// Whether a row's id is known to be this agent's own: anything but the shared legacy
+/// file, which may have named some other (since dead) session. Only such rows hand over
+/// mail and claims when they move.
+fn vouched(row: &SessionRow) -> bool {
+    row.evidence.as_deref() != Some(Evidence::Legacy.as_str())
 }
 
 /// When an agent process's row moves (`/clear`, `/resume`, a late explicit id), what the
