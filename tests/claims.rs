@@ -436,7 +436,8 @@ fn cli_never_claims_as_a_sibling_named_by_weak_evidence() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(
-        err.contains("SA-bbbbbbbb, which is another live session") && err.contains("--session"),
+        err.contains("legacy active-session file names a session here (SA-bbbbbbbb)")
+            && err.contains("--session"),
         "{err}"
     );
     let claims = p.run(&["claims", "--json"]);

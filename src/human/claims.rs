@@ -2,7 +2,7 @@
 //! session's Bash, or the person with --session) and the git pre-commit guard.
 
 use crate::core::identity::resolver::{self, Inputs};
-use crate::core::identity::{process, SessionId, SystemProbe};
+use crate::core::identity::{process, Evidence, SessionId, SystemProbe};
 use crate::core::liveness::{self, Caller, Policy};
 use crate::core::paths::ProjectPaths;
 use crate::core::store::Store;
@@ -31,6 +31,12 @@ pub fn resolve_session(
     }
     let inp = Inputs::from_env(None, agent, paths, &SystemProbe);
     match resolver::resolve(&inp).map_err(anyhow::Error::msg)? {
+        // The legacy file is last-writer-wins across terminals: never act on it alone.
+        Some(r) if r.evidence == Evidence::Legacy => bail!(
+            "only the shared legacy active-session file names a session here (SA-{}), and it may \
+             be another terminal's: pass --session ID",
+            r.id.id8()
+        ),
         Some(r) if r.evidence.is_provisional() => {
             let owner = store.get(r.id.as_str())?.and_then(|row| {
                 liveness::owned_by_another(
