@@ -341,6 +341,14 @@ fn prime_is_a_singleton() {
     assert!(!err, "{t}");
     let out = p.run(&["send", "@PA", "decision needed"]);
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("SA-prime000"));
+    let out = p.run(&["takeover", "@SA-nobody00"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("takeover needs a live session")
+            && !err.contains("queue"),
+        "{err}"
+    );
     let out = p.run(&["takeover", "@SA-second00"]);
     assert!(
         out.status.success(),
