@@ -17,7 +17,7 @@ pub fn run(project: Option<&Path>, dry_run: bool) -> Result<i32> {
     };
     if !root.is_dir() {
         bail!(
-            "project directory {} does not exist: pass --project DIR",
+            "project directory {} does not exist: pass an existing one as --project DIR",
             root.display()
         );
     }
