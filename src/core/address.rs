@@ -100,14 +100,24 @@ fn who(rows: &[&SessionRow]) -> String {
     format!("live: {}", list.join(", "))
 }
 
-/// Resolves targets to recipient ids (deduplicated, never the sender). With `queue`, a
-/// prefix that matches no live session may name a `known` id (a session that may resume).
+/// What an `@SA-<id8>` that matches no live session means to the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfNotLive {
+    /// An error (a takeover needs a live session).
+    Refuse,
+    /// An error that says mail can be queued for it.
+    OfferQueue,
+    /// Resolve to a `known` id, or the prefix itself (a session that may resume).
+    Queue,
+}
+
+/// Resolves targets to recipient ids (deduplicated, never the sender).
 pub fn resolve(
     targets: &[Target],
     live: &[SessionRow],
     sender: &str,
     known: &[String],
-    queue: bool,
+    not_live: IfNotLive,
 ) -> Result<Vec<String>, String> {
     let others: Vec<&SessionRow> = live.iter().filter(|r| r.session_id != sender).collect();
     let mut out: Vec<String> = Vec::new();
@@ -171,9 +181,14 @@ pub fn resolve(
                 match hits.as_slice() {
                     [one] => push(&one.session_id, &mut out),
                     [] => {
-                        if !queue {
+                        let hint = match not_live {
+                            IfNotLive::Queue => "",
+                            IfNotLive::Refuse => "; it must be live",
+                            IfNotLive::OfferQueue => "; pass queue: true (CLI --queue) to queue it for a session that may resume",
+                        };
+                        if !hint.is_empty() {
                             return Err(format!(
-                                "no live session @SA-{p} ({}); pass queue: true (CLI --queue) to queue it for a session that may resume",
+                                "no live session @SA-{p} ({}){hint}",
                                 who(&others)
                             ));
                         }
@@ -286,7 +301,12 @@ mod tests {
             ("", false, Err("no recipient")),
         ];
         for (to, queue, want) in cases {
-            let got = parse(to).and_then(|t| resolve(&t, &live(), me, &[], *queue));
+            let mode = if *queue {
+                IfNotLive::Queue
+            } else {
+                IfNotLive::OfferQueue
+            };
+            let got = parse(to).and_then(|t| resolve(&t, &live(), me, &[], mode));
             match (want, &got) {
                 (Ok(ids), Ok(g)) => assert_eq!(g, ids, "{to}"),
                 (Err(needle), Err(e)) => assert!(e.contains(needle), "{to}: {e}"),
@@ -298,11 +318,33 @@ mod tests {
     #[test]
     fn all_alone_and_no_prime() {
         let solo = vec![row("me000000-dddd", None, "subordinate")];
-        let e = resolve(&[Target::All], &solo, "me000000-dddd", &[], false).expect_err("nobody");
+        let e = resolve(
+            &[Target::All],
+            &solo,
+            "me000000-dddd",
+            &[],
+            IfNotLive::OfferQueue,
+        )
+        .expect_err("nobody");
         assert!(e.contains("nobody"), "{e}");
-        let e =
-            resolve(&[Target::Prime], &solo, "me000000-dddd", &[], false).expect_err("no prime");
+        let e = resolve(
+            &[Target::Prime],
+            &solo,
+            "me000000-dddd",
+            &[],
+            IfNotLive::OfferQueue,
+        )
+        .expect_err("no prime");
         assert!(e.contains("no live prime"), "{e}");
+        let e = resolve(
+            &[Target::Prefix("deadbeef".into())],
+            &solo,
+            "me000000-dddd",
+            &[],
+            IfNotLive::Refuse,
+        )
+        .expect_err("not live");
+        assert!(e.contains("must be live") && !e.contains("queue"), "{e}");
     }
 
     #[test]

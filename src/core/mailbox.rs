@@ -74,7 +74,12 @@ pub fn send(
     } else {
         Vec::new()
     };
-    let recipients = address::resolve(&targets, &live, &from.id, &known, queue)?;
+    let not_live = if queue {
+        address::IfNotLive::Queue
+    } else {
+        address::IfNotLive::OfferQueue
+    };
+    let recipients = address::resolve(&targets, &live, &from.id, &known, not_live)?;
     let id = store
         .send_message(from, &to, &body, reply_to, &recipients)
         .map_err(|e| format!("{e:#}"))?;

@@ -43,11 +43,11 @@ pub fn takeover(to: &str) -> Result<i32> {
         &SystemProbe,
         liveness::Policy::from_env(),
     );
-    let ids = address::resolve(&targets, &live, "human", &[], false).map_err(|e| {
-        // The resolver's hint about queueing is for mail; a takeover needs a live session.
-        let what = e.split("; pass queue").next().unwrap_or(&e);
-        anyhow::anyhow!("{what}: takeover needs a live session (`orchestrator status` lists them)")
-    })?;
+    let ids = address::resolve(&targets, &live, "human", &[], address::IfNotLive::Refuse).map_err(
+        |e| {
+            anyhow::anyhow!("{e}: takeover needs a live session (`orchestrator status` lists them)")
+        },
+    )?;
     let [id] = ids.as_slice() else {
         bail!(
             "takeover needs exactly one session, {to} names {}: use @SA-<id8>",
