@@ -132,7 +132,7 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = register_in(&tx, reg)?;
+        let out = register_in(&tx, reg, None)?;
         tx.commit()?;
         Ok(out)
     }
@@ -147,34 +147,15 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let carried: Option<SessionRow> = tx
+        let old_row: Option<SessionRow> = tx
             .query_row(
                 &format!("SELECT {COLS} FROM sessions WHERE session_id=?1"),
                 [old],
                 from_row,
             )
             .optional()?;
-        let mut reg2 = reg.clone();
-        let mut moved = Carried::default();
-        if let Some(c) = carried.as_ref() {
-            record_end(&tx, c, &format!("moved to SA-{}", reg.id.id8()))?;
-            tx.execute("DELETE FROM sessions WHERE session_id=?1", [old])?;
-            if vouched(c) {
-                moved = carry_over(&tx, old, reg.id.as_str())?;
-            }
-            reg2.role = reg2.role.or(Some(c.role.as_str()));
-            reg2.name = reg2.name.or(c.name.as_deref());
-            reg2.kind = reg2.kind.or(c.kind.as_deref());
-        }
-        let mut out = register_in(&tx, &reg2)?;
+        let out = register_in(&tx, reg, old_row)?;
         tx.commit()?;
-        out.carried.add(moved);
-        if carried.as_ref().is_some_and(vouched) {
-            out.carried_from = Some(old.to_string());
-        }
-        if carried.is_some() && !out.moved_from.iter().any(|m| m == old) {
-            out.moved_from.push(old.to_string());
-        }
         Ok(out)
     }
 
@@ -395,47 +376,55 @@ fn existing_owner_matches(existing: Option<&SessionRow>, reg: &Registration<'_>)
     }
 }
 
-/// Upserts `reg.id` inside `tx`, moving any other row of the same agent process to it.
-fn register_in(tx: &rusqlite::Transaction<'_>, reg: &Registration<'_>) -> Result<Registered> {
+/// Upserts `reg.id` inside `tx`, moving to it every other row of the same agent process
+/// and `also` (a row a rebind names); the last moved row lends its name, role and kind.
+fn register_in(
+    tx: &rusqlite::Transaction<'_>,
+    reg: &Registration<'_>,
+    also: Option<SessionRow>,
+) -> Result<Registered> {
     let now = clock::iso(clock::now_ms());
     let h = host_id();
     let mut out = Registered::default();
-    let mut carried: Option<SessionRow> = None;
+    let mut olds: Vec<SessionRow> = Vec::new();
     if let Some(a) = reg.agent {
-        let olds: Vec<SessionRow> = {
-            let mut stmt = tx.prepare_cached(&format!(
-                "SELECT {COLS} FROM sessions WHERE host=?1 AND boot_id=?2 AND agent_pid=?3
-                 AND agent_started_at=?4 AND session_id<>?5"
-            ))?;
-            let rows = stmt
-                .query_map(
-                    params![
-                        h.host,
-                        h.boot_id,
-                        a.pid,
-                        a.start_ticks as i64,
-                        reg.id.as_str()
-                    ],
-                    from_row,
-                )?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            rows
-        };
-        for old in olds {
-            record_end(tx, &old, &format!("moved to SA-{}", reg.id.id8()))?;
-            tx.execute(
-                "DELETE FROM sessions WHERE session_id=?1",
-                [&old.session_id],
-            )?;
-            if vouched(&old) {
-                out.carried
-                    .add(carry_over(tx, &old.session_id, reg.id.as_str())?);
-                out.carried_from = Some(old.session_id.clone());
-            }
-            out.moved_from.push(old.session_id.clone());
-            carried = Some(old);
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {COLS} FROM sessions WHERE host=?1 AND boot_id=?2 AND agent_pid=?3
+             AND agent_started_at=?4 AND session_id<>?5"
+        ))?;
+        olds = stmt
+            .query_map(
+                params![
+                    h.host,
+                    h.boot_id,
+                    a.pid,
+                    a.start_ticks as i64,
+                    reg.id.as_str()
+                ],
+                from_row,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+    }
+    if let Some(row) = also {
+        if row.session_id != reg.id.as_str() && !olds.iter().any(|o| o.session_id == row.session_id)
+        {
+            olds.push(row);
         }
     }
+    for old in &olds {
+        record_end(tx, old, &format!("moved to SA-{}", reg.id.id8()))?;
+        tx.execute(
+            "DELETE FROM sessions WHERE session_id=?1",
+            [&old.session_id],
+        )?;
+        if vouched(old) {
+            out.carried
+                .add(carry_over(tx, &old.session_id, reg.id.as_str())?);
+            out.carried_from = Some(old.session_id.clone());
+        }
+        out.moved_from.push(old.session_id.clone());
+    }
+    let carried = olds.pop();
     let existing: Option<SessionRow> = tx
         .query_row(
             &format!("SELECT {COLS} FROM sessions WHERE session_id=?1"),
