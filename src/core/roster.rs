@@ -2,7 +2,7 @@
 //! block, the MCP `roster` tool and `status` all render from, so they always agree.
 
 use crate::core::clock;
-use crate::core::identity::Probe;
+use crate::core::identity::{AgentProcess, Probe};
 use crate::core::liveness::{self, Caller, Policy, Verdict};
 use crate::core::render::SiblingView;
 use crate::core::store::{SessionRow, Store};
@@ -70,6 +70,19 @@ impl Snapshot {
     pub fn files_of(&self, id: &str) -> &[String] {
         self.files.get(id).map(Vec::as_slice).unwrap_or(&[])
     }
+}
+
+/// The owner (agent pid, or `(remote)`) of `id`'s row when that row is live and belongs
+/// to an agent process other than `agent`: an id nobody but that session may act as.
+pub fn held_by_another(
+    store: &Store,
+    id: &str,
+    agent: Option<AgentProcess>,
+    probe: &dyn Probe,
+) -> Result<Option<String>> {
+    Ok(store.get(id)?.and_then(|row| {
+        liveness::owned_by_another(&row, agent, clock::now_ms(), probe, Policy::from_env())
+    }))
 }
 
 /// `ORCHESTRATOR_FILE_WINDOW_SECS` overrides the 15 min window.

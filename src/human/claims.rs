@@ -6,7 +6,7 @@ use crate::core::identity::{process, Evidence, SessionId, SystemProbe};
 use crate::core::liveness::{self, Caller, Policy};
 use crate::core::paths::ProjectPaths;
 use crate::core::store::Store;
-use crate::core::{claims, clock};
+use crate::core::{claims, clock, roster};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::process::Command;
@@ -38,16 +38,7 @@ pub fn resolve_session(
             r.id.id8()
         ),
         Some(r) if r.evidence.is_provisional() => {
-            let owner = store.get(r.id.as_str())?.and_then(|row| {
-                liveness::owned_by_another(
-                    &row,
-                    agent,
-                    clock::now_ms(),
-                    &SystemProbe,
-                    Policy::from_env(),
-                )
-            });
-            match owner {
+            match roster::held_by_another(store, r.id.as_str(), agent, &SystemProbe)? {
                 Some(pid) => bail!(
                     "the {} names SA-{}, which is another live session (agent pid {pid}): pass --session ID",
                     r.evidence.as_str(),

@@ -4,10 +4,10 @@
 use crate::core::identity::profile::EnvProfile;
 use crate::core::identity::resolver::{self, Inputs};
 use crate::core::identity::{AgentProcess, Evidence, Probe, SessionId, SystemProbe};
-use crate::core::liveness::{self, Caller, Policy};
+use crate::core::liveness::Caller;
 use crate::core::paths::ProjectPaths;
-use crate::core::roles;
 use crate::core::store::{Registration, Store};
+use crate::core::{roles, roster};
 use anyhow::Result;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -201,20 +201,6 @@ impl ServerState {
             .map(|how| format!("a session that already ended ({how})")))
     }
 
-    /// The pid of another agent process whose live row is `id`, if any.
-    fn live_foreign_owner(&self, id: &str) -> Result<Option<String>> {
-        let row = self.store().get(id)?;
-        Ok(row.and_then(|r| {
-            liveness::owned_by_another(
-                &r,
-                self.agent,
-                crate::core::clock::now_ms(),
-                &SystemProbe,
-                Policy::from_env(),
-            )
-        }))
-    }
-
     /// Moves our row to `id` (explicit evidence from a tool call or hook). Same id: a
     /// heartbeat. Logs one line naming both id8s.
     pub fn rebind(&self, id: SessionId, evidence: Evidence) -> Result<()> {
@@ -268,9 +254,9 @@ impl ServerState {
                 SessionId::parse(raw).map_err(|e| format!("invalid session_id argument: {e}"))?;
             // A tool argument is the model's word, and a message can try to put words in
             // its mouth: it never takes over a session another live agent process owns.
-            if let Some(pid) = self
-                .live_foreign_owner(id.as_str())
-                .map_err(|e| format!("{e:#}"))?
+            if let Some(pid) =
+                roster::held_by_another(&self.store(), id.as_str(), self.agent, &SystemProbe)
+                    .map_err(|e| format!("{e:#}"))?
             {
                 return Err(format!(
                     "session_id {id} belongs to another live session (agent pid {pid}); \
