@@ -224,17 +224,13 @@ pub fn reap_with_progress(
 ) -> Result<Report> {
     let mut report = reap_anchors_with_progress(paths, probe, dry_run, progress)?;
     if let Some(store) = store {
+        let now = crate::core::clock::now_ms();
         report.rows_reaped = reap_rows(store, probe, dry_run)?;
-        report.pruned = store.prune(crate::core::clock::now_ms(), dry_run)?;
+        report.pruned = store.prune(now, dry_run)?;
         if !dry_run {
             // Claims end with their session: release what the buried rows held now, as
             // any roster snapshot would, so a `gc` leaves nothing of the dead behind.
-            let now = crate::core::clock::now_ms();
-            let live: Vec<SessionRow> = store
-                .all_sessions()?
-                .into_iter()
-                .filter(|r| liveness::verdict(r, now, probe, Policy::from_env()).is_live())
-                .collect();
+            let live = liveness::live(store.all_sessions()?, now, probe, Policy::from_env());
             crate::core::claims::expire(store, &live)?;
         }
     }

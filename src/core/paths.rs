@@ -55,26 +55,26 @@ impl ProjectPaths {
     /// Creates the state dir (0700) with a `.gitignore` of `*`; idempotent.
     pub fn ensure_state_dir(&self) -> Result<()> {
         if !self.state_dir.is_dir() {
-            // Another process may create it at the same moment: only a failed create that
-            // leaves no directory behind is an error.
+            // Only a failed create that leaves no directory behind is an error.
             let created = fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
                 .create(&self.state_dir);
-            if let Err(e) = created {
-                if !self.state_dir.is_dir() {
-                    if self.state_dir.exists() {
-                        bail!(
-                            "state dir {} exists but is not a directory: move that file away and retry",
-                            self.state_dir.display()
-                        );
-                    }
+            match created {
+                Ok(()) => {}
+                // Another process created it at the same moment.
+                Err(_) if self.state_dir.is_dir() => {}
+                Err(_) if self.state_dir.exists() => bail!(
+                    "state dir {} exists but is not a directory: move that file away and retry",
+                    self.state_dir.display()
+                ),
+                Err(e) => {
                     return Err(e).with_context(|| {
                         format!(
-                            "cannot create state dir {}: check that the project directory is writable",
-                            self.state_dir.display()
-                        )
-                    });
+                        "cannot create state dir {}: check that the project directory is writable",
+                        self.state_dir.display()
+                    )
+                    })
                 }
             }
             // The umask may have widened the mode; state holds session ids, keep it private.

@@ -293,13 +293,12 @@ fn owed_to_the_absent(
     out: &mut Vec<Finding>,
 ) {
     let is_live = |id: &str| verdicts.get(id).is_some_and(|v| v.is_live());
-    let ended = s.ended_since(0).unwrap_or_default();
     let how = |id: &str| match verdicts.get(id) {
         Some(v) => v.as_str().to_string(),
-        None => ended
-            .iter()
-            .find(|e| e.session_id == id)
-            .map(|e| e.how.clone())
+        None => s
+            .ended_how(id)
+            .ok()
+            .flatten()
             .unwrap_or_else(|| "never registered".into()),
     };
     for (id, n) in s.queued_by_recipient().unwrap_or_default() {
