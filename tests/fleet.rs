@@ -10,6 +10,7 @@ use common::*;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
+use std::process::Output;
 
 struct Sim {
     agent: Agent,
@@ -18,6 +19,16 @@ struct Sim {
 
 fn id8(id: &str) -> &str {
     &id[..8]
+}
+
+/// Runs a hook for the agent `pid` and asserts it answered cleanly.
+fn clean_hook(p: &Project, ctx: &str, event: &str, payload: &str, pid: i32) -> Output {
+    let out = p.hook(event, payload, &[("CLAUDE_PID", pid.to_string())]);
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{ctx}: {event}: {out:?}"
+    );
+    out
 }
 
 fn injected(ctx: &str) -> Vec<i64> {
@@ -61,15 +72,8 @@ fn randomized_fleet_of_real_processes() {
                     ("ORCHESTRATOR_CHANNEL", "off"),
                 ]);
                 agent.initialize();
-                let out = p.hook(
-                    "SessionStart",
-                    &payload(&id, json!({"source":"startup"})),
-                    &[("CLAUDE_PID", agent.pid.to_string())],
-                );
-                assert!(
-                    out.status.success() && out.stderr.is_empty(),
-                    "{ctx}: {out:?}"
-                );
+                let start = payload(&id, json!({"source":"startup"}));
+                clean_hook(&p, &ctx, "SessionStart", &start, agent.pid);
                 live.push(Sim { agent, id });
             }
             25..=34 if !live.is_empty() => {
@@ -79,26 +83,12 @@ fn randomized_fleet_of_real_processes() {
                 let i = rng.gen_range(0..live.len());
                 serial += 1;
                 let new = format!("{serial:08x}-fleet");
-                let pid = [("CLAUDE_PID", live[i].agent.pid.to_string())];
+                let pid = live[i].agent.pid;
                 let old = live[i].id.clone();
-                let out = p.hook(
-                    "SessionEnd",
-                    &payload(&old, json!({"reason":"clear"})),
-                    &pid,
-                );
-                assert!(
-                    out.status.success() && out.stderr.is_empty(),
-                    "{ctx}: {out:?}"
-                );
-                let out = p.hook(
-                    "SessionStart",
-                    &payload(&new, json!({"source":"clear"})),
-                    &pid,
-                );
-                assert!(
-                    out.status.success() && out.stderr.is_empty(),
-                    "{ctx}: {out:?}"
-                );
+                let end = payload(&old, json!({"reason":"clear"}));
+                clean_hook(&p, &ctx, "SessionEnd", &end, pid);
+                let start = payload(&new, json!({"source":"clear"}));
+                let out = clean_hook(&p, &ctx, "SessionStart", &start, pid);
                 let seen = got.get(&old).cloned().unwrap_or_default();
                 for r in sent
                     .iter_mut()
