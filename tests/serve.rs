@@ -242,36 +242,61 @@ fn c_d_two_agents_see_each_other_and_kill_9_drops_at_once() {
 }
 
 #[test]
-fn e_stdin_eof_and_sigint_remove_the_row() {
+fn e_server_stop_keeps_the_session_while_its_agent_lives() {
     let p = Project::new();
-    let mut a = p.agent_with_server(&[("CLAUDE_CODE_SESSION_ID", "eofeofeo-1")]);
+    // A plugin reload or MCP restart: the server gets EOF or SIGINT, the agent runs on.
+    let mut agent = p.sleeping_agent();
+    let pid = agent.id().to_string();
+    let env = [
+        ("CLAUDE_PID", pid.as_str()),
+        ("CLAUDE_CODE_SESSION_ID", "eofeofeo-1"),
+    ];
+    let mut a = p.bare_server(&env);
     a.initialize();
-    assert_eq!(live_ids(&p), vec!["eofeofeo-1"]);
-    let t0 = std::time::Instant::now();
+    let (r, err) = a.call(
+        "claim",
+        json!({"paths_or_globs": ["src/x.rs"], "exclusive": true}),
+    );
+    assert!(!err, "{r}");
     a.close_stdin();
     assert!(a.wait_exit(T), "server did not exit on EOF");
-    let took = t0.elapsed();
-    assert!(all_ids(&p).is_empty(), "row left after EOF");
-    eprintln!("exit after EOF took {took:?}");
-
-    let mut b = p.agent_with_server(&[("CLAUDE_CODE_SESSION_ID", "sigintsi-2")]);
+    assert_eq!(
+        live_ids(&p),
+        vec!["eofeofeo-1"],
+        "session ended with its server"
+    );
+    let claims = p.run(&["claims", "--json"]);
+    assert!(
+        String::from_utf8_lossy(&claims.stdout).contains("src/x.rs"),
+        "claim dropped with the server: {claims:?}"
+    );
+    let mut b = p.bare_server(&env);
     b.initialize();
-    let server = b.children();
-    assert_eq!(server.len(), 1, "one server child");
-    kill(server[0], libc::SIGINT);
+    let (who, _) = b.call("whoami", json!({}));
+    assert!(who.contains("eofeofeo-1"), "{who}");
+    kill(b.pid, libc::SIGINT);
     assert!(b.wait_exit(T), "server did not exit on SIGINT");
-    assert!(all_ids(&p).is_empty(), "row left after SIGINT");
     assert!(b.wait_stderr("shutting down: SIGINT", T));
+    assert_eq!(live_ids(&p), vec!["eofeofeo-1"], "session ended on SIGINT");
+    // The agent's death ends it at once.
+    agent.kill();
+    assert!(live_ids(&p).is_empty());
+
+    // A server with no agent process at all owns its row outright: EOF removes it.
+    let mut lone = p.bare_server(&[("CLAUDE_CODE_SESSION_ID", "lonelone-2")]);
+    lone.initialize();
+    assert_eq!(live_ids(&p), vec!["lonelone-2"]);
+    lone.close_stdin();
+    assert!(lone.wait_exit(T));
+    assert!(
+        !all_ids(&p).contains(&"lonelone-2".to_string()),
+        "row left after EOF"
+    );
     let how = ended(&p);
     assert!(
         how.iter()
-            .any(|(id, h)| id == "eofeofeo-1"
+            .any(|(id, h)| id == "lonelone-2"
                 && h.contains("clean exit (server stopped: stdin closed)")),
-        "{how:?}"
-    );
-    assert!(
-        how.iter()
-            .any(|(id, h)| id == "sigintsi-2" && h.contains("SIGINT")),
         "{how:?}"
     );
 }
@@ -413,8 +438,9 @@ fn plugin_reload_old_server_never_deletes_the_new_servers_row() {
     assert!(!err && who.contains("re10ad00-x"), "{who}");
     new.close_stdin();
     assert!(new.wait_exit(T));
-    assert!(all_ids(&p).is_empty(), "the owner removes it on exit");
+    assert_eq!(live_ids(&p), vec!["re10ad00-x"], "the agent still runs");
     agent.kill();
+    assert!(live_ids(&p).is_empty(), "gone with its agent");
 }
 
 #[test]

@@ -94,14 +94,28 @@ pub fn handle(event: &str, stdin: impl std::io::Read) -> Result<Option<serde_jso
     let id = input.session()?;
     let paths = ProjectPaths::resolve()?;
     let store = Store::open(&paths).map_err(|e| crate::core::store::describe(e, &paths))?;
+    let agent = identity::process::agent_process();
+    let policy = Policy::from_env();
+    // Nobody acts as another live session: refused before anything is read or written.
+    let row = store
+        .get(id.as_str())
+        .map_err(|e| crate::core::store::describe(e, &paths))?;
+    identity::trust::may_act_for(
+        row.as_ref(),
+        agent,
+        crate::core::clock::now_ms(),
+        &SystemProbe,
+        policy,
+    )
+    .map_err(|e| anyhow::anyhow!("refused: {e}"))?;
     let mut ctx = Ctx {
         event,
         input,
         id,
         paths,
         store,
-        agent: identity::process::agent_process(),
-        policy: Policy::from_env(),
+        agent,
+        policy,
     };
     let env = match event {
         "SessionStart" => session::start(&mut ctx),

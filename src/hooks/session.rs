@@ -11,10 +11,6 @@ use anyhow::Result;
 /// row the process held under another id, with what it was owed).
 pub fn register(ctx: &mut Ctx) -> Result<Registered> {
     ctx.paths.ensure_state_dir()?;
-    if let Some(a) = ctx.agent {
-        anchor::write_anchor(&ctx.paths, &ctx.id, &a)?;
-    }
-    anchor::write_legacy(&ctx.paths, &ctx.id)?;
     let prof = EnvProfile::from_env();
     let mut reg = Registration::new(&ctx.id, Evidence::Explicit);
     reg.agent = ctx.agent;
@@ -31,7 +27,14 @@ pub fn register(ctx: &mut Ctx) -> Result<Registered> {
     reg.role = role.as_deref();
     reg.name = prof.name.as_deref();
     reg.kind = prof.kind.as_deref();
-    ctx.store.register(&reg)
+    let out = ctx.store.register(&reg)?;
+    // Anchors only after the row exists: a server reading them on weak evidence then
+    // finds the row and sees whose session it is, never an unowned id to adopt.
+    if let Some(a) = ctx.agent {
+        anchor::write_anchor(&ctx.paths, &ctx.id, &a)?;
+    }
+    anchor::write_legacy(&ctx.paths, &ctx.id)?;
+    Ok(out)
 }
 
 pub fn start(ctx: &mut Ctx) -> Result<Envelope> {

@@ -2,7 +2,7 @@
 //! session's Bash, or the person with --session) and the git pre-commit guard.
 
 use crate::core::identity::resolver::{self, Inputs};
-use crate::core::identity::{process, Evidence, SessionId, SystemProbe};
+use crate::core::identity::{process, trust, Evidence, SessionId, SystemProbe};
 use crate::core::liveness::{self, Caller, Policy};
 use crate::core::paths::ProjectPaths;
 use crate::core::store::Store;
@@ -18,12 +18,19 @@ pub fn resolve_session(
     paths: &ProjectPaths,
     explicit: Option<&str>,
 ) -> Result<String> {
-    if let Some(s) = explicit {
-        return SessionId::parse(s)
-            .map(|i| i.to_string())
-            .map_err(anyhow::Error::msg);
-    }
     let agent = process::agent_process();
+    if let Some(s) = explicit {
+        let id = SessionId::parse(s).map_err(anyhow::Error::msg)?;
+        trust::may_act_for(
+            store.get(id.as_str())?.as_ref(),
+            agent,
+            clock::now_ms(),
+            &SystemProbe,
+            Policy::from_env(),
+        )
+        .map_err(|e| anyhow::anyhow!("--session {}: {e}", id.id8()))?;
+        return Ok(id.to_string());
+    }
     if let Some(a) = agent {
         if let Some(id) = store.owned_by(&a)? {
             return Ok(id);

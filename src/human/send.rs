@@ -2,22 +2,16 @@
 //! `orchestrator takeover <to>`: the person moves the prime role.
 
 use crate::core::identity::session_id::id8;
-use crate::core::identity::SystemProbe;
+use crate::core::identity::{process, SystemProbe};
 use crate::core::store::messages::Sender;
+use crate::core::store::Store;
 use crate::core::{address, clock, liveness, mailbox, roles};
 use anyhow::{bail, Result};
 
 pub fn run(to: &str, body: &str, queue: bool) -> Result<i32> {
     let (_paths, mut store) = super::open()?;
-    match mailbox::send(
-        &mut store,
-        &Sender::human(),
-        to,
-        body,
-        None,
-        queue,
-        &SystemProbe,
-    ) {
+    let from = sender(&store)?;
+    match mailbox::send(&mut store, &from, to, body, None, queue, &SystemProbe) {
         Ok(sent) => {
             println!(
                 "message #{} queued for {}",
@@ -32,6 +26,32 @@ pub fn run(to: &str, body: &str, queue: bool) -> Result<i32> {
         }
         Err(e) => bail!("{e}"),
     }
+}
+
+/// Who is sending: the person from a plain shell; from inside an agent's Bash, that
+/// agent's own session — an agent never speaks as the person.
+fn sender(store: &Store) -> Result<Sender> {
+    let Some(agent) = process::agent_process() else {
+        return Ok(Sender::human());
+    };
+    let Some(row) = store
+        .owned_by(&agent)?
+        .map(|id| store.get(&id))
+        .transpose()?
+        .flatten()
+    else {
+        bail!(
+            "this runs inside agent process {} which has no session yet, and an agent never \
+             sends as the person: use the `send_message` tool, or run `send` from your own terminal",
+            agent.pid
+        );
+    };
+    Ok(Sender {
+        id: row.session_id,
+        name: row.name,
+        role: Some(row.role),
+        task: row.current_task,
+    })
 }
 
 pub fn takeover(to: &str) -> Result<i32> {
@@ -54,6 +74,17 @@ pub fn takeover(to: &str) -> Result<i32> {
             ids.len()
         );
     };
+    // Inside an agent's Bash, takeover is that agent's own `claim_prime(force)`, never a
+    // move of the role onto a sibling.
+    if let Some(agent) = process::agent_process() {
+        if store.owned_by(&agent)?.as_deref() != Some(id.as_str()) {
+            bail!(
+                "takeover from inside agent process {} may only make its own session prime; \
+                 the person runs `orchestrator takeover` from a plain terminal",
+                agent.pid
+            );
+        }
+    }
     match roles::claim_prime(&store, id, true, &SystemProbe)? {
         Ok(prev) => {
             store.add_notice(id, "the person made you the prime session (@PA).")?;

@@ -6,7 +6,7 @@ use crate::core::identity::resolver::{self, Inputs};
 use crate::core::identity::{AgentProcess, Evidence, Probe, SessionId, SystemProbe};
 use crate::core::liveness::Caller;
 use crate::core::paths::ProjectPaths;
-use crate::core::store::{Registration, Store};
+use crate::core::store::{ForeignSession, Registration, Store};
 use crate::core::{roles, roster};
 use anyhow::Result;
 use std::collections::HashSet;
@@ -147,19 +147,24 @@ impl ServerState {
         // sibling; wait for a hook or tool call instead.
         if b.evidence.is_provisional() {
             if let Some(whose) = self.someone_elses(b.id.as_str())? {
-                if !self.refused_foreign.swap(true, Ordering::Relaxed) {
-                    log(&format!(
-                        "{} names SA-{}, which is {whose}; not taking it \
-                         (waiting for a hook or tool call to name this session)",
-                        b.evidence.as_str(),
-                        b.id.id8()
-                    ));
-                }
+                self.log_foreign(&format!(
+                    "{} names SA-{}, which is {whose}",
+                    b.evidence.as_str(),
+                    b.id.id8()
+                ));
                 return Ok(None);
             }
         }
         let reg = self.registration(&b.id, b.evidence);
-        self.store().register(&reg)?;
+        if let Err(e) = self.store().register(&reg) {
+            return match e.downcast_ref::<ForeignSession>() {
+                Some(f) => {
+                    self.log_foreign(&f.to_string());
+                    Ok(None)
+                }
+                None => Err(e),
+            };
+        }
         // A hook may have registered the same id explicitly meanwhile: the row keeps the
         // strongest evidence seen for this owner, and so does the binding.
         b.evidence = b.evidence.max(self.row_evidence(b.id.as_str()));
@@ -175,6 +180,26 @@ impl ServerState {
         ));
         self.set_binding(b.clone());
         Ok(Some(b))
+    }
+
+    /// Logs, once per server, why weak evidence was not taken.
+    fn log_foreign(&self, why: &str) {
+        if !self.refused_foreign.swap(true, Ordering::Relaxed) {
+            log(&format!(
+                "{why}; not taking it (waiting for a hook or tool call to name this session)"
+            ));
+        }
+    }
+
+    /// Our provisional id turned out to be another agent's session: forget it entirely, so
+    /// that sibling is not hidden from our roster as "an id we once held".
+    fn yield_binding(&self, id: &str, why: &str) {
+        *self.binding.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.self_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        log(&format!("gave up provisional binding: {why}"));
     }
 
     /// Why `id` is not ours to adopt on weak evidence: its row is owned by another agent
@@ -311,7 +336,12 @@ impl ServerState {
                 }
                 None => {
                     let reg = self.registration(&b.id, b.evidence);
-                    self.store().register(&reg)?;
+                    if let Err(e) = self.store().register(&reg) {
+                        match e.downcast_ref::<ForeignSession>() {
+                            Some(f) => self.yield_binding(b.id.as_str(), &f.to_string()),
+                            None => return Err(e),
+                        }
+                    }
                 }
             }
         } else if !self.store().heartbeat(b.id.as_str())? {
@@ -323,6 +353,24 @@ impl ServerState {
 
     /// On the way out: delete our row only if this instance still owns it.
     pub fn shutdown(&self, why: &str) {
+        let agent_alive = self
+            .agent
+            .is_some_and(|a| SystemProbe.is_alive(a.pid, a.start_ticks));
+        if agent_alive {
+            // A plugin reload or MCP restart stops the server, not the session: its row,
+            // claims and mail stay while the agent process runs; liveness follows the
+            // process, and the next server or hook picks the row up.
+            if let Some(b) = self.binding() {
+                if let Err(e) = self.store().release_server(b.id.as_str(), &self.token) {
+                    log(&format!("could not hand the row back on exit: {e:#}"));
+                }
+                log(&format!(
+                    "agent process still runs; session SA-{} stays registered",
+                    b.id.id8()
+                ));
+            }
+            return;
+        }
         if let Some(b) = self.binding() {
             let how = format!("clean exit (server stopped: {why})");
             match self.store().end_if_owned(b.id.as_str(), &self.token, &how) {
@@ -332,9 +380,7 @@ impl ServerState {
             }
         }
         if let Some(a) = self.agent {
-            if !crate::core::identity::Probe::is_alive(&SystemProbe, a.pid, a.start_ticks) {
-                let _ = std::fs::remove_file(self.paths.anchor_path(a.pid));
-            }
+            let _ = std::fs::remove_file(self.paths.anchor_path(a.pid));
         }
     }
 }

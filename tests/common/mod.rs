@@ -36,10 +36,14 @@ impl Project {
         // The fake agent: runs its arguments as a child and waits, so /proc shows a
         // process named `claude` above whatever it launches.
         // With TEST_GATE set it first waits for that file, so a test can seed anchors for
-        // the agent's pid before its children start.
+        // the agent's pid before its children start. With TEST_HARNESS_ID set it writes the
+        // harness's own session file for its pid, as Claude Code does.
         std::fs::write(
             &claude,
-            "#!/bin/sh\nif [ -n \"$TEST_GATE\" ]; then while [ ! -e \"$TEST_GATE\" ]; do sleep 0.01; done; fi\n\"$@\"\n",
+            "#!/bin/sh\nif [ -n \"$TEST_GATE\" ]; then while [ ! -e \"$TEST_GATE\" ]; do sleep 0.01; done; fi\n\
+             if [ -n \"$TEST_HARNESS_ID\" ]; then mkdir -p \"$HOME/.claude/sessions\"; \
+             printf '{\"pid\":%s,\"sessionId\":\"%s\"}' $$ \"$TEST_HARNESS_ID\" > \"$HOME/.claude/sessions/$$.json\"; fi\n\
+             \"$@\"\n",
         )
         .expect("write claude");
         std::fs::set_permissions(&claude, std::fs::Permissions::from_mode(0o755)).expect("chmod");

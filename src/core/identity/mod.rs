@@ -7,6 +7,7 @@ pub mod process;
 pub mod profile;
 pub mod resolver;
 pub mod session_id;
+pub mod trust;
 
 pub use process::{AgentProcess, Probe, ProcInfo, SystemProbe};
 pub use resolver::{Evidence, Resolved};

@@ -191,21 +191,26 @@ pub fn find_agent_ancestor(from: i32) -> Option<AgentProcess> {
     None
 }
 
-/// The agent process of this process: `CLAUDE_PID` when set and alive, else the ancestor walk.
+/// The agent process of this process: the nearest `claude` ancestor. `CLAUDE_PID` is only
+/// an environment variable — a command in one session's Bash could set it to a sibling's
+/// pid — so it is believed when it names that same ancestor, or when no agent process is
+/// above us at all (a person's shell, which may act for any session anyway).
 pub fn agent_process() -> Option<AgentProcess> {
-    if let Some(pid) = std::env::var("CLAUDE_PID")
+    let walked = find_agent_ancestor(std::process::id() as i32);
+    let named = std::env::var("CLAUDE_PID")
         .ok()
         .and_then(|v| v.trim().parse::<i32>().ok())
         .filter(|p| *p > 0)
-    {
-        if let Some(info) = SystemProbe.process(pid) {
-            return Some(AgentProcess {
+        .and_then(|pid| {
+            SystemProbe.process(pid).map(|info| AgentProcess {
                 pid,
                 start_ticks: info.start_ticks,
-            });
-        }
+            })
+        });
+    match (named, walked) {
+        (Some(n), None) => Some(n),
+        _ => walked,
     }
-    find_agent_ancestor(std::process::id() as i32)
 }
 
 #[cfg(test)]

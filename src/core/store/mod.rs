@@ -16,7 +16,7 @@ use rusqlite::{Connection, OpenFlags};
 use std::os::unix::fs::DirBuilderExt;
 use std::time::Duration;
 
-pub use sessions::{Carried, Registered, Registration, SessionRow};
+pub use sessions::{Carried, ForeignSession, Registered, Registration, SessionRow};
 
 /// How long a writer waits for another writer before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -321,6 +321,15 @@ impl Store {
         Ok(rows)
     }
 
+    /// Drops this server instance's ownership of `id`, keeping the row.
+    pub fn release_server(&self, id: &str, token: &str) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE sessions SET server_pid=NULL, server_token=NULL
+             WHERE session_id=?1 AND server_token=?2",
+            params![id, token],
+        )? > 0)
+    }
+
     /// Takes server ownership of `id` (a new server instance for the same agent).
     pub fn claim_server(&self, id: &str, pid: i32, token: &str) -> Result<bool> {
         Ok(self.conn.execute(
@@ -329,6 +338,28 @@ impl Store {
         )? > 0)
     }
 }
+
+/// Registering on weak evidence named a row another agent process owns; nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignSession {
+    pub id8: String,
+    pub owner_pid: Option<i32>,
+}
+
+impl std::fmt::Display for ForeignSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SA-{} is the session of agent pid {}; weak evidence does not take it",
+            self.id8,
+            self.owner_pid
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "?".into())
+        )
+    }
+}
+
+impl std::error::Error for ForeignSession {}
 
 /// A session that is gone, and how it ended.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -385,6 +416,29 @@ fn register_in(
 ) -> Result<Registered> {
     let now = clock::iso(clock::now_ms());
     let h = host_id();
+    if reg.evidence.is_provisional() {
+        // Checked inside the write transaction: weak evidence never adopts a row another
+        // agent process registered, even one registering at this very moment.
+        let existing: Option<SessionRow> = tx
+            .query_row(
+                &format!("SELECT {COLS} FROM sessions WHERE session_id=?1"),
+                [reg.id.as_str()],
+                from_row,
+            )
+            .optional()?;
+        if let Some(e) = existing.filter(|e| e.agent_pid.is_some()) {
+            let ours = reg.agent.is_some_and(|a| {
+                e.agent_pid == Some(a.pid) && e.agent_started_at == Some(a.start_ticks)
+            });
+            if !ours {
+                return Err(ForeignSession {
+                    id8: e.id8,
+                    owner_pid: e.agent_pid,
+                }
+                .into());
+            }
+        }
+    }
     let mut out = Registered::default();
     let mut olds: Vec<SessionRow> = Vec::new();
     if let Some(a) = reg.agent {
@@ -584,4 +638,44 @@ fn carry_over(tx: &rusqlite::Transaction<'_>, old: &str, new: &str) -> Result<Ca
         claims,
         touches,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weak_evidence_never_adopts_another_agents_row() -> Result<()> {
+        let mut store = Store::open_in_memory()?;
+        let id = SessionId::parse("bbbbbbbb-owned").map_err(anyhow::Error::msg)?;
+        let owner = AgentProcess {
+            pid: 4242,
+            start_ticks: 7,
+        };
+        let mut reg = Registration::new(&id, Evidence::Explicit);
+        reg.agent = Some(owner);
+        store.register(&reg)?;
+        for ev in [Evidence::Legacy, Evidence::PidAnchor] {
+            let mut weak = Registration::new(&id, ev);
+            weak.agent = Some(AgentProcess {
+                pid: 4343,
+                start_ticks: 9,
+            });
+            let err = store.register(&weak).err();
+            assert!(
+                err.as_ref()
+                    .is_some_and(|e| e.downcast_ref::<ForeignSession>().is_some()),
+                "{err:?}"
+            );
+            // No agent at all is not the owner either.
+            assert!(store.register(&Registration::new(&id, ev)).is_err());
+        }
+        let row = store.get(id.as_str())?;
+        assert_eq!(row.and_then(|r| r.agent_pid), Some(4242), "row moved");
+        // The owner itself may re-register on any evidence.
+        let mut again = Registration::new(&id, Evidence::Legacy);
+        again.agent = Some(owner);
+        store.register(&again)?;
+        Ok(())
+    }
 }
