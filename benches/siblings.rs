@@ -41,6 +41,8 @@ fn rows(n: usize) -> Vec<SessionRow> {
                 activity_since: Some(now.clone()),
                 last_tool: None,
                 roster_hash: None,
+                worktree: None,
+                branch: None,
             }
         })
         .collect()

@@ -251,6 +251,8 @@ mod tests {
             activity_since: None,
             last_tool: None,
             roster_hash: None,
+            worktree: None,
+            branch: None,
         }
     }
 

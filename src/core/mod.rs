@@ -12,6 +12,7 @@ pub mod liveness;
 pub mod mailbox;
 pub mod paths;
 pub mod render;
+pub mod repo;
 pub mod roles;
 pub mod roster;
 pub mod shell;

@@ -1,5 +1,6 @@
 //! Where a project's state lives: root resolution and the `.orchestrator-state` layout.
 
+use crate::core::repo::Worktree;
 use anyhow::{bail, Context, Result};
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -11,12 +12,28 @@ pub const STATE_DIR: &str = ".orchestrator-state";
 pub const ANCHOR_PREFIX: &str = "active-session-";
 /// The legacy single-file anchor (last writer wins; weakest evidence).
 pub const LEGACY_ANCHOR: &str = "active-session";
+/// The registry's directory inside a bare repository's git dir.
+pub const BARE_STATE_DIR: &str = "orchestrator-state";
+
+/// A path as the ledger and claims store it: the worktree (label) and the path relative
+/// to that worktree's root (absolute when outside every worktree).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    pub worktree: Option<String>,
+    pub path: String,
+    /// The branch checked out in that worktree.
+    pub branch: Option<String>,
+}
 
 /// The resolved project root and the files under its state directory.
 #[derive(Debug, Clone)]
 pub struct ProjectPaths {
+    /// The worktree (or plain directory) this process works in; paths are relative to it.
     pub root: PathBuf,
+    /// The registry: one per repository, shared by all its worktrees.
     pub state_dir: PathBuf,
+    /// The git worktree `root` is, when it is one.
+    pub worktree: Option<Worktree>,
 }
 
 impl ProjectPaths {
@@ -48,8 +65,57 @@ impl ProjectPaths {
                 root.display()
             );
         }
-        let state_dir = root.join(STATE_DIR);
-        Ok(Self { root, state_dir })
+        // In a git repository every worktree shares the main checkout's registry (a bare
+        // repository keeps it in its common dir); elsewhere the directory has its own.
+        let worktree = Worktree::containing(&root);
+        let (root, state_dir) = match worktree.as_ref() {
+            Some(w) => (
+                w.root.clone(),
+                w.main_root()
+                    .map(|m| m.join(STATE_DIR))
+                    .unwrap_or_else(|| w.common_dir.join(BARE_STATE_DIR)),
+            ),
+            None => (root.clone(), root.join(STATE_DIR)),
+        };
+        Ok(Self {
+            root,
+            state_dir,
+            worktree,
+        })
+    }
+
+    /// Where `file` (as a tool named it, relative to `cwd`) lives: the worktree of this
+    /// repository that contains it, and its path relative to that worktree's root. A path
+    /// under another worktree (`.claude/worktrees/x/src/a.rs`) belongs to that worktree.
+    pub fn locate(&self, cwd: &Path, file: &str) -> Located {
+        let here = || Located {
+            worktree: self.worktree.as_ref().map(Worktree::label),
+            path: relativize(&self.root, cwd, file),
+            branch: self.worktree.as_ref().and_then(Worktree::branch),
+        };
+        let Some(mine) = self.worktree.as_ref() else {
+            return here();
+        };
+        let abs = normalize(&cwd.join(file));
+        match Worktree::containing(abs.parent().unwrap_or(&abs)) {
+            Some(w) if w.common_dir == mine.common_dir && w.root != mine.root => Located {
+                path: relativize(&w.root, cwd, file),
+                worktree: Some(w.label()),
+                branch: w.branch(),
+            },
+            _ => here(),
+        }
+    }
+
+    /// The worktree a session whose working directory is `cwd` is in: its label and
+    /// branch. `None` outside git.
+    pub fn place_of(&self, cwd: Option<&Path>) -> Option<(String, Option<String>)> {
+        let mine = self.worktree.as_ref()?;
+        let w = cwd
+            .and_then(Worktree::containing)
+            .filter(|w| w.common_dir == mine.common_dir)
+            .unwrap_or_else(|| mine.clone());
+        Some((w.label(), w.branch()))
     }
 
     /// Creates the state dir (0700) with a `.gitignore` of `*`; idempotent.

@@ -83,20 +83,24 @@ pub fn post(ctx: &mut Ctx, env: &mut Envelope) -> Result<()> {
     let before: TreeState = serde_json::from_str(&before).unwrap_or_default();
     let after = ledger::snapshot(&ctx.paths.root);
     let mut changed = ledger::changed(&before, &after);
-    // A path a sibling edited through its own tools meanwhile is the sibling's change.
+    let wt = ctx.paths.worktree.as_ref().map(|w| w.label());
+    // A path a sibling edited through its own tools meanwhile, in this same worktree, is
+    // the sibling's change.
     let mut theirs = Vec::new();
     for p in &changed {
-        if !ctx
+        if ctx
             .store
             .touches_of_path(p, taken_at, ctx.id.as_str())?
-            .is_empty()
+            .iter()
+            .any(|t| t.worktree == wt)
         {
             theirs.push(p.clone());
         }
     }
     changed.retain(|p| !theirs.contains(p));
     for p in &changed {
-        ctx.store.record_touch(ctx.id.as_str(), p, Some("Bash"))?;
+        ctx.store
+            .record_touch(ctx.id.as_str(), p, wt.as_deref(), Some("Bash"))?;
     }
     ctx.store.put_tree_snapshot(
         ctx.id.as_str(),

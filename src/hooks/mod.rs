@@ -52,6 +52,24 @@ impl Ctx {
         Caller::new(Some(self.id.as_str()), self.agent)
     }
 
+    /// The hook's working directory, absolute.
+    pub fn cwd(&self) -> std::path::PathBuf {
+        self.input
+            .cwd
+            .as_deref()
+            .map(|c| self.paths.root.join(c))
+            .unwrap_or_else(|| self.paths.root.clone())
+    }
+
+    /// Records which worktree and branch the session works in now (its `cwd` decides).
+    pub fn record_place(&self) -> Result<()> {
+        if let Some((wt, branch)) = self.paths.place_of(Some(&self.cwd())) {
+            self.store
+                .set_place(self.id.as_str(), &wt, branch.as_deref())?;
+        }
+        Ok(())
+    }
+
     /// This session's due notices and messages, taken into this turn's context.
     pub fn due_messages(&mut self) -> Result<String> {
         crate::core::mailbox::inject(
@@ -145,10 +163,10 @@ pub fn ensure_registered(ctx: &mut Ctx) -> Result<()> {
         None => ctx.agent.is_none() && ctx.store.get(ctx.id.as_str())?.is_some(),
     };
     if row_ok {
-        return Ok(());
+        ctx.record_place()
+    } else {
+        session::register(ctx).map(|_| ())
     }
-    session::register(ctx)?;
-    Ok(())
 }
 
 /// Live rows without their files (edit-time checks).

@@ -28,6 +28,7 @@ pub fn register(ctx: &mut Ctx) -> Result<Registered> {
     reg.name = prof.name.as_deref();
     reg.kind = prof.kind.as_deref();
     let out = ctx.store.register(&reg)?;
+    ctx.record_place()?;
     // Anchors only after the row exists: a server reading them on weak evidence then
     // finds the row and sees whose session it is, never an unowned id to adopt.
     if let Some(a) = ctx.agent {

@@ -1,25 +1,21 @@
 //! PreToolUse / PostToolUse: the file-touch ledger and sibling-edit warnings.
 
 use super::{live_snapshot, Ctx, Envelope};
-use crate::core::{claims, clock, paths, render, roster};
+use crate::core::paths::Located;
+use crate::core::{claims, clock, render, roster};
 use anyhow::Result;
 
 /// Tools that write files and so enter the ledger.
 pub const EDIT_TOOLS: &[&str] = &["Write", "Edit", "MultiEdit", "NotebookEdit"];
 
-fn edited_path(ctx: &Ctx) -> Option<String> {
+/// The file an edit tool is about to write: its worktree and worktree-relative path.
+fn edited_path(ctx: &Ctx) -> Option<Located> {
     let tool = ctx.input.tool_name.as_deref()?;
     if !EDIT_TOOLS.contains(&tool) {
         return None;
     }
     let file = ctx.input.file_path()?;
-    let cwd = ctx
-        .input
-        .cwd
-        .as_deref()
-        .map(|c| ctx.paths.root.join(c))
-        .unwrap_or_else(|| ctx.paths.root.clone());
-    Some(paths::relativize(&ctx.paths.root, &cwd, file))
+    Some(ctx.paths.locate(&ctx.cwd(), file))
 }
 
 pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
@@ -28,10 +24,17 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
         return super::bash::pre(ctx);
     }
     let mut env = Envelope::default();
-    let Some(path) = edited_path(ctx) else {
+    let Some(loc) = edited_path(ctx) else {
         ctx.store.heartbeat(ctx.id.as_str())?;
         return Ok(env);
     };
+    // Editing inside another worktree moves the session there.
+    if let Some(wt) = loc.worktree.as_deref() {
+        ctx.store
+            .set_place(ctx.id.as_str(), wt, loc.branch.as_deref())?;
+    }
+    let path = loc.path.clone();
+    let wt = loc.worktree.as_deref();
     let ask = std::env::var("ORCHESTRATOR_FILE_GUARD").as_deref() == Ok("ask");
     let now = clock::now_ms();
     // Only the claims covering this path matter; keep them for the check below.
@@ -41,7 +44,7 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
             .touches_of_path(&path, now - roster::files_window_ms(), ctx.id.as_str())?;
     if covering.is_empty() && others.is_empty() {
         ctx.store
-            .record_touch(ctx.id.as_str(), &path, ctx.input.tool_name.as_deref())?;
+            .record_touch(ctx.id.as_str(), &path, wt, ctx.input.tool_name.as_deref())?;
         return Ok(env);
     }
     let snap = live_snapshot(ctx)?; // also lapses expired claims and drops dead holders'
@@ -77,8 +80,10 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
         return Ok(env);
     }
     ctx.store
-        .record_touch(ctx.id.as_str(), &path, ctx.input.tool_name.as_deref())?;
+        .record_touch(ctx.id.as_str(), &path, wt, ctx.input.tool_name.as_deref())?;
     let mut lines = Vec::new();
+    let mut merge_risk = Vec::new();
+    let mut touched_here = false;
     for (c, holder) in &hits {
         ctx.store.add_waiter(c.id, ctx.id.as_str())?;
         lines.push(format!(
@@ -98,13 +103,34 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
             .find(|r| r.session_id == t.session_id && !caller.is_self(r))
         {
             let task = row.current_task.as_deref().unwrap_or("(no task set)");
-            lines.push(format!(
-                "{} ({}) touched {path} {} ago — task: {task}",
-                render::handle(row),
-                row.name.as_deref().unwrap_or(&row.role),
-                clock::age(now - t.at_ms)
-            ));
+            if t.worktree.as_deref() == wt {
+                touched_here = true;
+                lines.push(format!(
+                    "{} ({}) touched {path} {} ago — task: {task}",
+                    render::handle(row),
+                    row.name.as_deref().unwrap_or(&row.role),
+                    clock::age(now - t.at_ms)
+                ));
+            } else {
+                merge_risk.push(format!(
+                    "{} changed {path} in worktree {}{} {} ago — task: {task}",
+                    render::handle(row),
+                    t.worktree.as_deref().unwrap_or("?"),
+                    row.branch
+                        .as_deref()
+                        .map(|b| format!(" (branch {b})"))
+                        .unwrap_or_default(),
+                    clock::age(now - t.at_ms)
+                ));
+            }
         }
+    }
+    if !merge_risk.is_empty() {
+        env.push(format!(
+            "[orchestrator] merge conflict likely: {}. The same file is changing on two \
+             branches; agree with them who changes what before both merge (message @SA-<id8>).",
+            merge_risk.join("; ")
+        ));
     }
     if lines.is_empty() {
         return Ok(env);
@@ -113,7 +139,7 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
         "[orchestrator] sibling edit warning: {}. Coordinate before editing (message @SA-<id8>).",
         lines.join("; ")
     );
-    if ask && !others.is_empty() {
+    if ask && touched_here {
         env.decision = Some(("ask", msg.clone()));
     }
     env.push(msg);

@@ -111,6 +111,11 @@ const STEPS: &[&str] = &[
         entries TEXT NOT NULL,
         at_ms INTEGER NOT NULL
      );",
+    // 7: one registry per repository: rows, touches and claims know their worktree.
+    "ALTER TABLE sessions ADD COLUMN worktree TEXT;
+     ALTER TABLE sessions ADD COLUMN branch TEXT;
+     ALTER TABLE touches ADD COLUMN worktree TEXT;
+     ALTER TABLE claims ADD COLUMN worktree TEXT;",
 ];
 
 /// Brings the schema to the latest version in one immediate transaction per step.

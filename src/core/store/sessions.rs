@@ -33,6 +33,9 @@ pub struct SessionRow {
     pub last_tool: Option<String>,
     #[serde(skip)]
     pub roster_hash: Option<String>,
+    /// The worktree the session works in (`.` = main checkout), and its branch.
+    pub worktree: Option<String>,
+    pub branch: Option<String>,
 }
 
 impl SessionRow {
@@ -58,7 +61,7 @@ impl SessionRow {
 
 const COLS: &str = "session_id, id8, role, name, started_at, last_heartbeat_at, current_task, kind,
     agent_pid, agent_started_at, server_pid, server_token, host, boot_id, evidence, activity,
-    activity_since, last_tool, roster_hash";
+    activity_since, last_tool, roster_hash, worktree, branch";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
     Ok(SessionRow {
@@ -83,6 +86,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
         activity_since: r.get(16)?,
         last_tool: r.get(17)?,
         roster_hash: r.get(18)?,
+        worktree: r.get(19)?,
+        branch: r.get(20)?,
     })
 }
 
@@ -240,6 +245,15 @@ impl Store {
         Ok(self.conn.execute(
             "UPDATE sessions SET last_tool=?2, last_heartbeat_at=?3 WHERE session_id=?1",
             params![id, tool, clock::iso(clock::now_ms())],
+        )? > 0)
+    }
+
+    /// Records where the session works now; writes only when that changed.
+    pub fn set_place(&self, id: &str, worktree: &str, branch: Option<&str>) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE sessions SET worktree=?2, branch=?3
+             WHERE session_id=?1 AND (worktree IS NOT ?2 OR branch IS NOT ?3)",
+            params![id, worktree, branch],
         )? > 0)
     }
 

@@ -11,6 +11,8 @@ use std::collections::HashMap;
 pub struct Touch {
     pub session_id: String,
     pub path: String,
+    /// The worktree the path is in (`.` = main checkout; `None` outside git).
+    pub worktree: Option<String>,
     pub tool: Option<String>,
     pub at_ms: i64,
 }
@@ -19,14 +21,21 @@ pub struct Touch {
 pub const RETAIN_MS: i64 = 7 * 24 * 3600 * 1000;
 
 impl Store {
-    /// Records that `session_id` touched `path` now.
-    pub fn record_touch(&self, session_id: &str, path: &str, tool: Option<&str>) -> Result<()> {
+    /// Records that `session_id` touched `path` (relative to `worktree`) now.
+    pub fn record_touch(
+        &self,
+        session_id: &str,
+        path: &str,
+        worktree: Option<&str>,
+        tool: Option<&str>,
+    ) -> Result<()> {
         let now = clock::now_ms();
         self.conn
             .prepare_cached(
-                "INSERT INTO touches (session_id, path, tool, at_ms) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO touches (session_id, path, tool, at_ms, worktree)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
-            .execute(params![session_id, path, tool, now])?;
+            .execute(params![session_id, path, tool, now, worktree])?;
         // Cheap amortised prune: roughly one write in 256 pays for it.
         if now % 256 == 0 {
             self.conn
@@ -35,10 +44,11 @@ impl Store {
         Ok(())
     }
 
-    /// Latest touch per other session of `path` since `since_ms`.
+    /// Latest touch per other session of `path` since `since_ms`, in any worktree (the
+    /// same path changed in two worktrees is a merge conflict in the making).
     pub fn touches_of_path(&self, path: &str, since_ms: i64, except: &str) -> Result<Vec<Touch>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT session_id, path, tool, MAX(at_ms) FROM touches
+            "SELECT session_id, path, tool, MAX(at_ms), worktree FROM touches
              WHERE path=?1 AND at_ms>=?2 AND session_id<>?3 GROUP BY session_id ORDER BY 4 DESC",
         )?;
         let rows = stmt
@@ -46,6 +56,7 @@ impl Store {
                 Ok(Touch {
                     session_id: r.get(0)?,
                     path: r.get(1)?,
+                    worktree: r.get(4)?,
                     tool: r.get(2)?,
                     at_ms: r.get(3)?,
                 })
