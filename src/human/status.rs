@@ -22,6 +22,9 @@ pub struct Entry {
     pub current_task: Option<String>,
     pub last_heartbeat_at: Option<String>,
     pub agent_pid: Option<i32>,
+    /// The worktree the session works in (`.` = main checkout) and its branch.
+    pub worktree: Option<String>,
+    pub branch: Option<String>,
     pub live: bool,
     /// busy/idle and since when, for live rows; how it ended, for gone ones.
     pub state: String,
@@ -85,6 +88,8 @@ pub fn collect_in(store: &Store, all: bool, root: Option<&std::path::Path>) -> R
             current_task: r.current_task,
             last_heartbeat_at: Some(r.last_heartbeat_at),
             agent_pid: r.agent_pid,
+            worktree: r.worktree,
+            branch: r.branch,
             ended_at: None,
         });
     }
@@ -109,6 +114,8 @@ fn ended(store: &Store, e: EndedSession) -> Result<Entry> {
         current_task: e.current_task,
         last_heartbeat_at: None,
         agent_pid: e.agent_pid,
+        worktree: None,
+        branch: None,
         live: false,
         state: format!("ended: {}", e.how),
         files: Vec::new(),
@@ -164,19 +171,48 @@ fn cut(s: &str, n: usize) -> String {
     }
 }
 
+/// `branch` plus the worktree when it is not the main checkout: `feat · .claude/worktrees/feat`.
+fn place(e: &Entry) -> String {
+    match (e.branch.as_deref(), e.worktree.as_deref()) {
+        (Some(b), Some(w)) if w != "." => format!("{b} · {w}"),
+        (Some(b), _) => b.to_string(),
+        (None, Some(w)) => w.to_string(),
+        (None, None) => "-".into(),
+    }
+}
+
 /// The table as text; `color` adds ANSI bold for live ids and dim for gone rows.
 pub fn render_table(entries: &[Entry], color: bool) -> String {
     if entries.is_empty() {
         return "no live sessions\n".into();
     }
+    // Where each session works, only when sessions work in more than one place.
+    let places: Vec<String> = entries.iter().map(place).collect();
+    let show_place = places.iter().any(|p| p != &places[0]);
+    let place_col = |p: &str| {
+        if show_place {
+            format!("{:<24} ", cut(p, 24))
+        } else {
+            String::new()
+        }
+    };
     let mut s = format!(
-        "{:<11} {:<10} {:<11} {:<30} {:<12} {:<7} {:<7} {:<4} FILES\n",
-        "SESSION", "NAME", "ROLE", "TASK", "STATE", "SEEN", "PID", "MSGS"
+        "{:<11} {}{:<10} {:<11} {:<30} {:<12} {:<7} {:<7} {:<4} FILES\n",
+        "SESSION",
+        place_col("WHERE"),
+        "NAME",
+        "ROLE",
+        "TASK",
+        "STATE",
+        "SEEN",
+        "PID",
+        "MSGS"
     );
-    for e in entries {
+    for (e, p) in entries.iter().zip(&places) {
         let line = format!(
-            "{:<11} {:<10} {:<11} {:<30} {:<12} {:<7} {:<7} {:<4} {}",
+            "{:<11} {}{:<10} {:<11} {:<30} {:<12} {:<7} {:<7} {:<4} {}",
             format!("SA-{}", e.id8),
+            place_col(p),
             cut(e.name.as_deref().unwrap_or("-"), 10),
             e.role,
             cut(e.current_task.as_deref().unwrap_or("-"), 30),

@@ -1,0 +1,193 @@
+//! One registry per repository: sessions in different `git worktree`s of one repository
+//! are siblings, paths are stored per worktree, claims cover the repository, and the same
+//! file changing in two worktrees is said early.
+
+mod common;
+
+use common::{context, payload, Project, BIN};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn git(root: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A repository with a commit and a linked worktree at `.claude/worktrees/feat`.
+fn repo(p: &Project) -> PathBuf {
+    std::fs::create_dir_all(p.root.join("src")).expect("mkdir");
+    std::fs::write(p.root.join("src/a.rs"), "fn a() {}\n").expect("write");
+    git(&p.root, &["init", "-q", "-b", "main"]);
+    git(&p.root, &["add", "."]);
+    git(&p.root, &["commit", "-qm", "init"]);
+    git(
+        &p.root,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            ".claude/worktrees/feat",
+            "-b",
+            "feat",
+        ],
+    );
+    p.root.join(".claude/worktrees/feat")
+}
+
+fn edit(id: &str, path: &Path, cwd: &Path) -> String {
+    payload(
+        id,
+        json!({"cwd": cwd, "tool_name": "Edit",
+               "tool_input": {"file_path": path, "old_string": "a", "new_string": "b"}}),
+    )
+}
+
+/// `orchestrator <args>` run from `dir` with that directory as the project.
+fn run_in(p: &Project, dir: &Path, args: &[&str]) -> Output {
+    p.cmd(Path::new(BIN))
+        .env("ORCHESTRATOR_PROJECT_ROOT", dir)
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run")
+}
+
+fn status(p: &Project, dir: &Path) -> Vec<Value> {
+    let out = run_in(p, dir, &["status", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("status json");
+    v.as_array().cloned().unwrap_or_default()
+}
+
+fn entry(entries: &[Value], id: &str) -> Value {
+    entries
+        .iter()
+        .find(|e| e["session_id"] == id)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn worktrees_of_one_repository_share_one_registry() {
+    let p = Project::new();
+    let feat = repo(&p);
+    // Session A in the main checkout, session B in the linked worktree: each hook runs
+    // with its own worktree as the project, as Claude Code started there would.
+    let (_a, a_env) = p.session("aaaaaaaa-main");
+    let (_b, b_env) = {
+        let agent = p.sleeping_agent();
+        let env = vec![
+            ("CLAUDE_PID", agent.id().to_string()),
+            ("ORCHESTRATOR_PROJECT_ROOT", feat.display().to_string()),
+        ];
+        let out = p.hook(
+            "SessionStart",
+            &payload("bbbbbbbb-feat", json!({"source": "startup", "cwd": feat})),
+            &env,
+        );
+        assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+        let ctx = context(&out);
+        assert!(ctx.contains("SA-aaaaaaaa"), "B does not see A: {ctx}");
+        (agent, env)
+    };
+    assert!(p.root.join(".orchestrator-state").is_dir());
+    assert!(
+        !feat.join(".orchestrator-state").exists(),
+        "a second registry in the worktree"
+    );
+
+    // Both see both, from either side, with worktree and branch.
+    for dir in [&p.root, &feat] {
+        let st = status(&p, dir);
+        assert_eq!(st.len(), 2, "{st:?}");
+        assert_eq!(entry(&st, "aaaaaaaa-main")["worktree"], ".");
+        assert_eq!(entry(&st, "aaaaaaaa-main")["branch"], "main");
+        assert_eq!(
+            entry(&st, "bbbbbbbb-feat")["worktree"],
+            ".claude/worktrees/feat"
+        );
+        assert_eq!(entry(&st, "bbbbbbbb-feat")["branch"], "feat");
+    }
+
+    // A changes src/a.rs in main; B's edit of its own src/a.rs hears a merge conflict coming.
+    let out = p.hook(
+        "PreToolUse",
+        &edit("aaaaaaaa-main", &p.root.join("src/a.rs"), &p.root),
+        &a_env,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = p.hook(
+        "PreToolUse",
+        &edit("bbbbbbbb-feat", &feat.join("src/a.rs"), &feat),
+        &b_env,
+    );
+    let ctx = context(&out);
+    assert!(
+        ctx.contains("merge conflict likely") && ctx.contains("SA-aaaaaaaa"),
+        "{ctx}"
+    );
+    assert!(ctx.contains("src/a.rs"), "{ctx}");
+
+    // A path inside the linked worktree, edited from the main checkout, is that worktree's
+    // `src/n.rs`, never `.claude/worktrees/feat/src/n.rs`; A now works there.
+    let out = p.hook(
+        "PreToolUse",
+        &edit("aaaaaaaa-main", &feat.join("src/n.rs"), &p.root),
+        &a_env,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let a = entry(&status(&p, &p.root), "aaaaaaaa-main");
+    assert_eq!(a["worktree"], ".claude/worktrees/feat", "{a}");
+    let files: Vec<String> = a["files"]
+        .as_array()
+        .map(|f| {
+            f.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(files.contains(&"src/n.rs".to_string()), "{files:?}");
+    assert!(!files.iter().any(|f| f.contains(".claude")), "{files:?}");
+
+    // An exclusive claim on src/** taken in the main checkout holds in the worktree too.
+    let out = run_in(
+        &p,
+        &p.root,
+        &[
+            "claim",
+            "--session",
+            "aaaaaaaa-main",
+            "--exclusive",
+            "src/**",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = p.hook(
+        "PreToolUse",
+        &edit("bbbbbbbb-feat", &feat.join("src/c.rs"), &feat),
+        &b_env,
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["hookSpecificOutput"]["permissionDecision"], "deny", "{v}");
+
+    // A session whose cwd moves into another worktree follows it.
+    let out = p.hook(
+        "UserPromptSubmit",
+        &payload("bbbbbbbb-feat", json!({"prompt": "hi", "cwd": p.root})),
+        &b_env,
+    );
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+    let b = entry(&status(&p, &feat), "bbbbbbbb-feat");
+    assert_eq!(b["worktree"], ".", "{b}");
+    assert_eq!(b["branch"], "main", "{b}");
+}
