@@ -191,3 +191,87 @@ fn worktrees_of_one_repository_share_one_registry() {
     assert_eq!(b["worktree"], ".", "{b}");
     assert_eq!(b["branch"], "main", "{b}");
 }
+
+fn bash(id: &str, cmd: &str, cwd: &Path) -> String {
+    payload(
+        id,
+        json!({"cwd": cwd, "tool_name": "Bash", "tool_input": {"command": cmd}}),
+    )
+}
+
+fn decision(out: &Output) -> (String, String) {
+    if out.stdout.is_empty() {
+        return (String::new(), String::new());
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let h = &v["hookSpecificOutput"];
+    (
+        h["permissionDecision"].as_str().unwrap_or("").to_string(),
+        h["permissionDecisionReason"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+    )
+}
+
+#[test]
+fn hazards_concern_the_worktree_they_happen_in() {
+    let p = Project::new();
+    let feat = repo(&p);
+    let in_feat = |agent: &common::Sleeper| {
+        vec![
+            ("CLAUDE_PID", agent.id().to_string()),
+            ("ORCHESTRATOR_PROJECT_ROOT", feat.display().to_string()),
+        ]
+    };
+    let (_a, a_env) = p.session("aaaaaaaa-main");
+    let (_c, c_env) = p.session("cccccccc-main");
+    let b = p.sleeping_agent();
+    let b_env = in_feat(&b);
+    let out = p.hook(
+        "SessionStart",
+        &payload("bbbbbbbb-feat", json!({"source": "startup", "cwd": feat})),
+        &b_env,
+    );
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+    // B and C each leave an uncommitted change in their own worktree.
+    for (id, env, root) in [
+        ("bbbbbbbb-feat", &b_env, &feat),
+        ("cccccccc-main", &c_env, &p.root),
+    ] {
+        let out = p.hook("PreToolUse", &edit(id, &root.join("src/a.rs"), root), env);
+        assert!(out.status.success(), "{out:?}");
+        std::fs::write(root.join("src/a.rs"), format!("// {id}\n")).expect("write");
+    }
+
+    // `git stash` in main endangers C (same worktree), not B.
+    let out = p.hook(
+        "PreToolUse",
+        &bash("aaaaaaaa-main", "git stash", &p.root),
+        &a_env,
+    );
+    let (d, why) = decision(&out);
+    assert_eq!(d, "ask", "{out:?}");
+    assert!(why.contains("SA-cccccccc"), "{why}");
+    assert!(!why.contains("SA-bbbbbbbb"), "{why}");
+
+    // Removing B's worktree or deleting its branch asks first, naming B.
+    for cmd in [
+        "git worktree remove --force .claude/worktrees/feat",
+        "git branch -D feat",
+    ] {
+        let out = p.hook("PreToolUse", &bash("aaaaaaaa-main", cmd, &p.root), &a_env);
+        let (d, why) = decision(&out);
+        assert_eq!(d, "ask", "{cmd}: {out:?}");
+        assert!(why.contains("SA-bbbbbbbb"), "{cmd}: {why}");
+    }
+    // A branch nobody has checked out is nobody's business.
+    git(&p.root, &["branch", "spare"]);
+    let out = p.hook(
+        "PreToolUse",
+        &bash("aaaaaaaa-main", "git branch -D spare", &p.root),
+        &a_env,
+    );
+    assert_eq!(decision(&out).0, "", "{out:?}");
+    drop(b);
+}

@@ -32,6 +32,11 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
         &serde_json::to_string(&tree)?,
     )?;
     ctx.store.heartbeat(ctx.id.as_str())?;
+    let here = ctx.paths.place_of(Some(&ctx.cwd())).map(|(wt, _)| wt);
+    if let Some(why) = pulled_from_under(ctx)? {
+        env.decision = Some(("ask", why));
+        return Ok(env);
+    }
     let Some(git) = hazards::tree_mover(command(ctx)) else {
         return Ok(env);
     };
@@ -42,7 +47,12 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
     let snap = live_snapshot(ctx)?;
     let caller = ctx.caller();
     let mut affected = Vec::new();
-    for s in snap.siblings(&caller) {
+    // Only siblings in this same worktree share the tree being moved.
+    for s in snap
+        .siblings(&caller)
+        .into_iter()
+        .filter(|s| here.is_none() || s.row.worktree.is_none() || s.row.worktree == here)
+    {
         let mine = ctx
             .store
             .paths_of_session(&s.row.session_id, 0, 200)?
@@ -70,6 +80,59 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
         ),
     ));
     Ok(env)
+}
+
+/// A `git worktree remove`/`prune` of a worktree a live sibling works in, or a branch
+/// deletion/force-move of a branch a live sibling has checked out: the question to ask.
+fn pulled_from_under(ctx: &Ctx) -> Result<Option<String>> {
+    let pulls = hazards::pulls(command(ctx));
+    if pulls.is_empty() {
+        return Ok(None);
+    }
+    let snap = live_snapshot(ctx)?;
+    let caller = ctx.caller();
+    let sibs = snap.siblings(&caller);
+    let main_root = ctx.paths.worktree.as_ref().and_then(|w| w.main_root());
+    let mut hits = Vec::new();
+    for pull in &pulls {
+        for s in &sibs {
+            let (Some(wt), who) = (s.row.worktree.as_deref(), render::handle(s.row)) else {
+                continue;
+            };
+            let hit = match pull {
+                hazards::Pull::RemoveWorktree { path, git } => {
+                    let target = std::fs::canonicalize(ctx.cwd().join(path)).ok();
+                    let label = target
+                        .as_deref()
+                        .and_then(crate::core::repo::Worktree::at)
+                        .map(|w| w.label());
+                    (label.as_deref() == Some(wt))
+                        .then(|| format!("`{git}` removes worktree {wt}, where {who} works"))
+                }
+                hazards::Pull::PruneWorktrees { git } => {
+                    let dir = match (&main_root, wt) {
+                        (_, w) if std::path::Path::new(w).is_absolute() => Some(w.into()),
+                        (Some(m), w) => Some(m.join(w)),
+                        _ => None,
+                    };
+                    dir.filter(|d: &std::path::PathBuf| !d.exists()).map(|_| {
+                        format!("`{git}` drops worktree {wt} (its directory is gone), where {who} works")
+                    })
+                }
+                hazards::Pull::Branch { name, git } => (s.row.branch.as_deref()
+                    == Some(name.as_str()))
+                .then(|| format!("`{git}` deletes or moves branch {name}, which {who} has checked out in {wt}")),
+            };
+            hits.extend(hit);
+        }
+    }
+    if hits.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "[orchestrator] {}. Ask them first (send_message to @SA-<id8>).",
+        hits.join("; ")
+    )))
 }
 
 /// After a Bash command: attribute what it changed; tell siblings if HEAD moved.
@@ -137,7 +200,13 @@ pub fn post(ctx: &mut Ctx, env: &mut Envelope) -> Result<()> {
     }
     if moved {
         let cmd: String = command(ctx).chars().take(120).collect();
-        for s in snap.siblings(&caller) {
+        // HEAD is per worktree: only siblings in this one had it moved under them.
+        let here = ctx.paths.worktree.as_ref().map(|w| w.label());
+        for s in snap
+            .siblings(&caller)
+            .into_iter()
+            .filter(|s| here.is_none() || s.row.worktree.is_none() || s.row.worktree == here)
+        {
             ctx.store.add_notice(
                 &s.row.session_id,
                 &format!(
