@@ -1,6 +1,6 @@
 //! A seeded randomized fleet driven through the real binary: agents (real `claude`
-//! processes with real servers) start, `/clear`, message each other, try to act as each
-//! other, exit cleanly or are killed -9. After every step: nobody sees itself, every live session sees every other,
+//! processes with real servers), spread over the worktrees of one git repository, start,
+//! `/clear`, message each other, try to act as each other, exit cleanly or are killed -9. After every step: nobody sees itself, every live session sees every other,
 //! the registry's live set is exactly the live fleet; at the end every message reached
 //! each recipient that stayed live exactly once, and nobody else (mail queued across a
 //! `/clear` reaches the new id of the same agent).
@@ -15,15 +15,35 @@ use std::process::Output;
 struct Sim {
     agent: Agent,
     id: String,
+    /// The worktree this session was started in (its project dir).
+    root: String,
+}
+
+fn env(pid: i32, root: &str) -> [(&'static str, String); 2] {
+    [
+        ("CLAUDE_PID", pid.to_string()),
+        ("ORCHESTRATOR_PROJECT_ROOT", root.to_string()),
+    ]
+}
+
+fn git(root: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
 }
 
 fn id8(id: &str) -> &str {
     &id[..8]
 }
 
-/// Runs a hook for the agent `pid` and asserts it answered cleanly.
-fn clean_hook(p: &Project, ctx: &str, event: &str, payload: &str, pid: i32) -> Output {
-    let out = p.hook(event, payload, &[("CLAUDE_PID", pid.to_string())]);
+/// Runs a hook for the agent `pid` working in `root` and asserts it answered cleanly.
+fn clean_hook(p: &Project, ctx: &str, event: &str, payload: &str, pid: i32, root: &str) -> Output {
+    let out = p.hook(event, payload, &env(pid, root));
     assert!(
         out.status.success() && out.stderr.is_empty(),
         "{ctx}: {event}: {out:?}"
@@ -54,6 +74,33 @@ fn randomized_fleet_of_real_processes() {
         .unwrap_or(300);
     let mut rng = StdRng::seed_from_u64(seed);
     let p = Project::new();
+    // One repository, three places to work: the main checkout, a linked worktree inside it
+    // and one beside it. One registry serves them all.
+    std::fs::write(p.root.join("README"), "x\n").expect("write");
+    git(&p.root, &["init", "-q", "-b", "main"]);
+    git(&p.root, &["add", "."]);
+    git(&p.root, &["commit", "-qm", "init"]);
+    git(
+        &p.root,
+        &["worktree", "add", "-q", ".claude/worktrees/w1", "-b", "w1"],
+    );
+    let beside = p.root.with_file_name("proj-w2");
+    git(
+        &p.root,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            &beside.display().to_string(),
+            "-b",
+            "w2",
+        ],
+    );
+    let roots = [
+        p.root.display().to_string(),
+        p.root.join(".claude/worktrees/w1").display().to_string(),
+        beside.display().to_string(),
+    ];
     let mut live: Vec<Sim> = Vec::new();
     let mut serial = 0u32;
     // message id → recipient id (at send time, or the id its row moved to before delivery)
@@ -67,14 +114,16 @@ fn randomized_fleet_of_real_processes() {
             0..=24 if live.len() < 5 => {
                 serial += 1;
                 let id = format!("{serial:08x}-fleet");
+                let root = roots[rng.gen_range(0..roots.len())].clone();
                 let mut agent = p.agent_with_server(&[
                     ("CLAUDE_CODE_SESSION_ID", id.as_str()),
                     ("ORCHESTRATOR_CHANNEL", "off"),
+                    ("ORCHESTRATOR_PROJECT_ROOT", root.as_str()),
                 ]);
                 agent.initialize();
                 let start = payload(&id, json!({"source":"startup"}));
-                clean_hook(&p, &ctx, "SessionStart", &start, agent.pid);
-                live.push(Sim { agent, id });
+                clean_hook(&p, &ctx, "SessionStart", &start, agent.pid, &root);
+                live.push(Sim { agent, id, root });
             }
             25..=34 if !live.is_empty() => {
                 // /clear as the client does it: SessionEnd(clear) for the old id, then
@@ -84,11 +133,12 @@ fn randomized_fleet_of_real_processes() {
                 serial += 1;
                 let new = format!("{serial:08x}-fleet");
                 let pid = live[i].agent.pid;
+                let root = live[i].root.clone();
                 let old = live[i].id.clone();
                 let end = payload(&old, json!({"reason":"clear"}));
-                clean_hook(&p, &ctx, "SessionEnd", &end, pid);
+                clean_hook(&p, &ctx, "SessionEnd", &end, pid, &root);
                 let start = payload(&new, json!({"source":"clear"}));
-                let out = clean_hook(&p, &ctx, "SessionStart", &start, pid);
+                let out = clean_hook(&p, &ctx, "SessionStart", &start, pid, &root);
                 let seen = got.get(&old).cloned().unwrap_or_default();
                 for r in sent
                     .iter_mut()
@@ -161,7 +211,7 @@ fn randomized_fleet_of_real_processes() {
                 let out = p.hook(
                     "UserPromptSubmit",
                     &payload(&s.id, json!({"prompt":"next"})),
-                    &[("CLAUDE_PID", s.agent.pid.to_string())],
+                    &env(s.agent.pid, &s.root),
                 );
                 assert!(
                     out.stderr.is_empty(),
@@ -218,7 +268,7 @@ fn randomized_fleet_of_real_processes() {
             let out = p.hook(
                 "UserPromptSubmit",
                 &payload(&s.id, json!({"prompt":"drain"})),
-                &[("CLAUDE_PID", s.agent.pid.to_string())],
+                &env(s.agent.pid, &s.root),
             );
             let ids = injected(&context(&out));
             if ids.is_empty() {
