@@ -1,8 +1,8 @@
 //! Where a project's state lives: root resolution and the `.orchestrator-state` layout.
 
+use crate::core::private_fs;
 use anyhow::{bail, Context, Result};
 use std::fs;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 /// Name of the per-project state directory.
@@ -52,44 +52,31 @@ impl ProjectPaths {
         Ok(Self { root, state_dir })
     }
 
-    /// Creates the state dir (0700) with a `.gitignore` of `*`; idempotent.
+    /// Creates the state dir (0700) with a `.gitignore` of `*`; idempotent. Refuses a
+    /// symlinked state dir or `.gitignore` and narrows a wider state dir we own to 0700.
     pub fn ensure_state_dir(&self) -> Result<()> {
-        if !self.state_dir.is_dir() {
-            // Only a failed create that leaves no directory behind is an error.
-            let created = fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&self.state_dir);
-            match created {
-                Ok(()) => {}
-                // Another process created it at the same moment.
-                Err(_) if self.state_dir.is_dir() => {}
-                Err(_) if self.state_dir.exists() => bail!(
-                    "state dir {} exists but is not a directory: move that file away and retry",
-                    self.state_dir.display()
-                ),
-                Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!(
-                        "cannot create state dir {}: check that the project directory is writable",
-                        self.state_dir.display()
-                    )
-                    })
-                }
-            }
-            // The umask may have widened the mode; state holds session ids, keep it private.
-            let _ = fs::set_permissions(&self.state_dir, fs::Permissions::from_mode(0o700));
-        }
-        let gi = self.state_dir.join(".gitignore");
-        if !gi.exists() {
-            fs::write(&gi, "*\n").with_context(|| {
-                format!(
-                    "cannot write {}: check permissions of the state dir",
-                    gi.display()
-                )
-            })?;
-        }
+        private_fs::ensure_dir(&self.state_dir)?;
+        private_fs::ensure_file(&self.state_dir.join(".gitignore"), b"*\n")?;
         Ok(())
+    }
+
+    /// Narrows every existing state path we own to its private mode (the state dir, the
+    /// database directory, and the files in both); returns what was wider and how wide.
+    /// Paths that cannot be narrowed (a symlink, another user's) are left for `doctor`.
+    pub fn secure_existing(&self) -> Vec<(PathBuf, u32)> {
+        let mut paths = vec![self.state_dir.clone()];
+        for dir in [&self.state_dir, &self.db_dir()] {
+            if let Ok(entries) = fs::read_dir(dir) {
+                paths.extend(entries.flatten().map(|e| e.path()));
+            }
+        }
+        paths
+            .into_iter()
+            .filter_map(|p| match private_fs::secure_existing(&p) {
+                Ok(Some(old)) => Some((p, old)),
+                _ => None,
+            })
+            .collect()
     }
 
     pub fn db_dir(&self) -> PathBuf {
@@ -126,6 +113,7 @@ pub fn is_in_plugin_cache(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn plugin_cache_is_refused() {
@@ -146,9 +134,23 @@ mod tests {
         let p = ProjectPaths::from_root(tmp.path())?;
         p.ensure_state_dir()?;
         p.ensure_state_dir()?;
-        let mode = fs::metadata(&p.state_dir)?.permissions().mode() & 0o777;
-        assert_eq!(mode, 0o700);
-        assert_eq!(fs::read_to_string(p.state_dir.join(".gitignore"))?, "*\n");
+        let mode = |p: &Path| -> Result<u32> { Ok(fs::metadata(p)?.permissions().mode() & 0o777) };
+        assert_eq!(mode(&p.state_dir)?, 0o700);
+        let gi = p.state_dir.join(".gitignore");
+        assert_eq!(fs::read_to_string(&gi)?, "*\n");
+        assert_eq!(mode(&gi)?, 0o600);
+        // An existing wide state dir (and .gitignore) is narrowed on the next open.
+        fs::set_permissions(&p.state_dir, fs::Permissions::from_mode(0o755))?;
+        fs::set_permissions(&gi, fs::Permissions::from_mode(0o644))?;
+        p.ensure_state_dir()?;
+        assert_eq!(mode(&p.state_dir)?, 0o700);
+        assert_eq!(mode(&gi)?, 0o600);
+        // Other files an older version left wide are narrowed by secure_existing.
+        let anchor = p.anchor_path(1);
+        fs::write(&anchor, "x")?;
+        fs::set_permissions(&anchor, fs::Permissions::from_mode(0o644))?;
+        assert_eq!(p.secure_existing(), vec![(anchor.clone(), 0o644)]);
+        assert_eq!(mode(&anchor)?, 0o600);
         Ok(())
     }
 }

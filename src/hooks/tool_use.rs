@@ -32,7 +32,7 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
         ctx.store.heartbeat(ctx.id.as_str())?;
         return Ok(env);
     };
-    let ask = std::env::var("ORCHESTRATOR_FILE_GUARD").as_deref() == Ok("ask");
+    let ask = crate::core::settings::get().file_guard_ask;
     let now = clock::now_ms();
     // Only the claims covering this path matter; keep them for the check below.
     let covering = ctx.store.claims_covering(&path, claims::matches)?;
