@@ -60,17 +60,36 @@ impl ProjectPaths {
         Ok(())
     }
 
-    /// Narrows every existing state path we own to its private mode (the state dir, the
-    /// database directory, and the files in both); returns what was wider and how wide.
-    /// Paths that cannot be narrowed (a symlink, another user's) are left for `doctor`.
-    pub fn secure_existing(&self) -> Vec<(PathBuf, u32)> {
-        let mut paths = vec![self.state_dir.clone()];
-        for dir in [&self.state_dir, &self.db_dir()] {
-            if let Ok(entries) = fs::read_dir(dir) {
-                paths.extend(entries.flatten().map(|e| e.path()));
-            }
+    /// Every path of ours that exists now and must stay private: the state dir, its
+    /// `.gitignore` and anchors, the database directory, the database and its companions.
+    /// Other names in the state dir are not ours and are left alone.
+    pub fn private_paths(&self) -> Vec<PathBuf> {
+        let mut out = vec![self.state_dir.clone(), self.state_dir.join(".gitignore")];
+        if let Ok(entries) = fs::read_dir(&self.state_dir) {
+            let mut anchors: Vec<PathBuf> = entries
+                .flatten()
+                .filter(|e| {
+                    let name = e.file_name();
+                    let name = name.to_string_lossy();
+                    name == LEGACY_ANCHOR
+                        || crate::core::identity::anchor::parse_anchor_name(&name).is_some()
+                })
+                .map(|e| e.path())
+                .collect();
+            anchors.sort();
+            out.extend(anchors);
         }
-        paths
+        out.extend([self.db_dir(), self.db_path()]);
+        out.extend(self.db_companions());
+        out.retain(|p| fs::symlink_metadata(p).is_ok());
+        out
+    }
+
+    /// Narrows every path in [`Self::private_paths`] this user owns to its private mode;
+    /// returns what was wider and how wide. A symlink or another user's file is left for
+    /// `doctor` to report.
+    pub fn secure_existing(&self) -> Vec<(PathBuf, u32)> {
+        self.private_paths()
             .into_iter()
             .filter_map(|p| match private_fs::secure_existing(&p) {
                 Ok(Some(old)) => Some((p, old)),
@@ -85,6 +104,16 @@ impl ProjectPaths {
 
     pub fn db_path(&self) -> PathBuf {
         self.db_dir().join("agent_channel.db")
+    }
+
+    /// The files SQLite keeps beside the database: its write-ahead log and shared memory.
+    pub fn db_companions(&self) -> [PathBuf; 2] {
+        let with = |suffix: &str| {
+            let mut s = self.db_path().into_os_string();
+            s.push(suffix);
+            PathBuf::from(s)
+        };
+        [with("-wal"), with("-shm")]
     }
 
     pub fn anchor_path(&self, pid: i32) -> PathBuf {

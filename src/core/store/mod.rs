@@ -6,6 +6,7 @@
 pub mod claims;
 pub mod messages;
 mod migrations;
+pub mod repair;
 pub mod retention;
 pub mod sessions;
 pub mod touches;
@@ -14,7 +15,7 @@ use crate::core::paths::ProjectPaths;
 use crate::core::private_fs;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OpenFlags};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 pub use sessions::{Carried, Registered, Registration, SessionRow};
@@ -41,7 +42,7 @@ impl Store {
         // Created here 0600 so SQLite gives its -wal and -shm the same mode; an existing
         // one is checked (no symlink, regular) and narrowed, and so are its companions.
         private_fs::ensure_file(&db, b"")?;
-        for companion in companions(&db) {
+        for companion in paths.db_companions() {
             private_fs::secure_existing(&companion)?;
         }
         let conn = Connection::open_with_flags(
@@ -105,16 +106,6 @@ impl Store {
     }
 }
 
-/// The files SQLite keeps beside a database: its write-ahead log and shared-memory index.
-pub fn companions(db: &Path) -> [PathBuf; 2] {
-    let with = |suffix: &str| {
-        let mut s = db.as_os_str().to_owned();
-        s.push(suffix);
-        PathBuf::from(s)
-    };
-    [with("-wal"), with("-shm")]
-}
-
 /// Retries `f` while SQLite reports the database busy or locked, up to the busy timeout.
 fn retry_busy<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
     let deadline = std::time::Instant::now() + busy_timeout();
@@ -142,20 +133,10 @@ fn retry_busy<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
 /// Turns SQLite's terse errors into one line that names the file and the fix.
 fn explain(e: anyhow::Error, db: &Path) -> anyhow::Error {
     let msg = format!("{e:#}");
-    let code = e
-        .chain()
-        .find_map(|c| c.downcast_ref::<rusqlite::Error>())
-        .and_then(|se| se.sqlite_error_code());
-    use rusqlite::ErrorCode as C;
     if msg.starts_with(&format!("database {}", db.display())) {
         // Already explained.
         e
-    } else if matches!(code, Some(C::DatabaseCorrupt | C::NotADatabase))
-        || msg.contains("not a database")
-        || msg.contains("malformed")
-        || msg.contains("no such table")
-        || msg.contains("no such column")
-    {
+    } else if repair::is_damage(&e) {
         anyhow::anyhow!(
             "database {} is damaged ({msg}); run `orchestrator repair` (keeps a .bak copy and \
              what it can still read)",
