@@ -60,6 +60,7 @@ fn finishes(mut c: Command) -> Output {
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("{c:?} hung");
 }
 
@@ -286,7 +287,7 @@ fn damage_then_repair(damage: impl FnOnce(&Path), problem: &str, messages_surviv
         "{report}"
     );
     let out = p.hook("UserPromptSubmit", &prompt("a0a0a0a0-one"), &env);
-    one_line_failure(&out, &["damaged", "orchestrator repair"]);
+    one_line_failure(&out, &["corrupt", "orchestrator repair"]);
     let out = p.run(&["repair"]);
     let said = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{said}{}", text(&out.stderr));
@@ -323,7 +324,7 @@ fn truncated_database() {
                 .expect("open");
             f.set_len(len / 2).expect("truncate");
         },
-        "is damaged",
+        "is corrupt",
         false,
     );
 }

@@ -107,7 +107,7 @@ pub fn examine(paths: &ProjectPaths, probe: &dyn Probe) -> Vec<Finding> {
             for w in what {
                 out.push(f(
                     Level::Problem,
-                    format!("database {} is damaged: {w}", db.display()),
+                    format!("database {} is corrupt: {w}", db.display()),
                     Some(REPAIR),
                 ));
             }

@@ -23,10 +23,10 @@ pub fn run() -> Result<i32> {
             return Ok(1);
         }
         Diagnosis::Damaged(what) => {
-            println!("database {} is damaged: {}", db.display(), what.join("; "))
+            println!("database {} is corrupt: {}", db.display(), what.join("; "))
         }
         Diagnosis::Unopenable(_) => {
-            println!("database {} is damaged: it does not open", db.display())
+            println!("database {} is corrupt: it does not open", db.display())
         }
     }
     let r = repair::repair(&paths)?;

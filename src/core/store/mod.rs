@@ -138,7 +138,7 @@ fn explain(e: anyhow::Error, db: &Path) -> anyhow::Error {
         e
     } else if repair::is_damage(&e) {
         anyhow::anyhow!(
-            "database {} is damaged ({msg}); run `orchestrator repair` (keeps a .bak copy and \
+            "database {} is corrupt ({msg}); run `orchestrator repair` (keeps a .bak copy and \
              what it can still read)",
             db.display()
         )
