@@ -77,8 +77,8 @@ pub fn examine(paths: &ProjectPaths, probe: &dyn Probe) -> Vec<Finding> {
         }
         Ok(_) => {}
     }
-    private_findings(paths, &mut out);
-    if !paths.state_dir.join(".gitignore").is_file() {
+    let links = private_findings(paths, &mut out);
+    if std::fs::symlink_metadata(paths.state_dir.join(".gitignore")).is_err() {
         out.push(f(
             Level::Problem,
             "state dir has no .gitignore; git may pick it up",
@@ -87,7 +87,18 @@ pub fn examine(paths: &ProjectPaths, probe: &dyn Probe) -> Vec<Finding> {
     }
     // Database.
     let db = paths.db_path();
-    let store = match repair::diagnose(paths) {
+    let diagnosis = if links {
+        out.push(f(
+            Level::Info,
+            "database not opened while a state path is a symlink (see above)",
+            None,
+        ));
+        Diagnosis::Missing
+    } else {
+        repair::diagnose(paths)
+    };
+    let store = match diagnosis {
+        Diagnosis::Missing if links => None,
         Diagnosis::Missing => {
             out.push(f(Level::Info, "no database yet", None));
             None
@@ -319,7 +330,9 @@ fn settings_findings(out: &mut Vec<Finding>) {
 
 /// The state dir's promise: narrows what this user owns and left wide (an older version
 /// created files 0644), then reports what is still wide, a symlink, or not writable.
-fn private_findings(paths: &ProjectPaths, out: &mut Vec<Finding>) {
+/// True when a path the database depends on is a symlink (nothing will open it).
+fn private_findings(paths: &ProjectPaths, out: &mut Vec<Finding>) -> bool {
+    let mut links = false;
     for (p, old) in paths.secure_existing() {
         out.push(f(
             Level::Info,
@@ -340,6 +353,7 @@ fn private_findings(paths: &ProjectPaths, out: &mut Vec<Finding>) {
                 .to_str()
                 .is_some_and(|n| n == LEGACY_ANCHOR || anchor::parse_anchor_name(n).is_some());
             if !anchor {
+                links = true;
                 out.push(f(
                     Level::Problem,
                     format!(
@@ -389,6 +403,7 @@ fn private_findings(paths: &ProjectPaths, out: &mut Vec<Finding>) {
             None,
         ));
     }
+    links
 }
 
 /// Mail waiting for sessions that are not live, and claims they still hold: neither is an
