@@ -45,6 +45,9 @@ enum Cmd {
     },
     /// Explain identity, anchors, rows and database health; non-zero exit when something is wrong.
     Doctor,
+    /// Move a damaged database aside (kept as a timestamped .bak) and rebuild it with
+    /// every row still readable.
+    Repair,
     /// Send a message as `human` to @SA-<id8>, @<name>, @PA or @all.
     Send {
         /// Recipient address(es), e.g. @all or @SA-1a2b3c4d,@reviewer.
@@ -131,6 +134,7 @@ pub fn run() -> i32 {
         Cmd::Watch => crate::human::watch::run(),
         Cmd::Gc { dry_run, json } => crate::human::gc::run(dry_run, json),
         Cmd::Doctor => crate::human::doctor::run(),
+        Cmd::Repair => crate::human::repair::run(),
         Cmd::Send { to, body, queue } => crate::human::send::run(&to, &body.join(" "), queue),
         Cmd::Claim {
             session,

@@ -137,6 +137,7 @@ fn doctor_snapshot_and_exit_codes() {
     );
     let want = "\
 info project root <root>
+info <root>/.orchestrator-state/active-session-4000001 was mode 644; narrowed to private
 ok state dir private (mode 700)
 ok database ok (quick_check; schema v<n>)
 ok active-session-<pid> names SA-d0c0d0c0: valid, matches its registry row

@@ -28,16 +28,11 @@ impl Default for Policy {
 }
 
 impl Policy {
-    /// `ORCHESTRATOR_STALE_SECS` overrides the 90 s default.
+    /// `ORCHESTRATOR_STALE_SECS` (see `settings`) overrides the 90 s default.
     pub fn from_env() -> Self {
-        std::env::var("ORCHESTRATOR_STALE_SECS")
-            .ok()
-            .and_then(|v| v.parse::<i64>().ok())
-            .filter(|v| *v > 0)
-            .map(|s| Self {
-                stale_after_ms: s * 1000,
-            })
-            .unwrap_or_default()
+        Self {
+            stale_after_ms: crate::core::settings::get().stale_after_ms,
+        }
     }
 }
 

@@ -1,9 +1,9 @@
 //! Where a project's state lives: root resolution and the `.orchestrator-state` layout.
 
+use crate::core::private_fs;
 use crate::core::repo::Worktree;
 use anyhow::{bail, Context, Result};
 use std::fs;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 /// Name of the per-project state directory.
@@ -118,44 +118,50 @@ impl ProjectPaths {
         Some((w.label(), w.branch()))
     }
 
-    /// Creates the state dir (0700) with a `.gitignore` of `*`; idempotent.
+    /// Creates the state dir (0700) with a `.gitignore` of `*`; idempotent. Refuses a
+    /// symlinked state dir or `.gitignore` and narrows a wider state dir we own to 0700.
     pub fn ensure_state_dir(&self) -> Result<()> {
-        if !self.state_dir.is_dir() {
-            // Only a failed create that leaves no directory behind is an error.
-            let created = fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&self.state_dir);
-            match created {
-                Ok(()) => {}
-                // Another process created it at the same moment.
-                Err(_) if self.state_dir.is_dir() => {}
-                Err(_) if self.state_dir.exists() => bail!(
-                    "state dir {} exists but is not a directory: move that file away and retry",
-                    self.state_dir.display()
-                ),
-                Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!(
-                        "cannot create state dir {}: check that the project directory is writable",
-                        self.state_dir.display()
-                    )
-                    })
-                }
-            }
-            // The umask may have widened the mode; state holds session ids, keep it private.
-            let _ = fs::set_permissions(&self.state_dir, fs::Permissions::from_mode(0o700));
-        }
-        let gi = self.state_dir.join(".gitignore");
-        if !gi.exists() {
-            fs::write(&gi, "*\n").with_context(|| {
-                format!(
-                    "cannot write {}: check permissions of the state dir",
-                    gi.display()
-                )
-            })?;
-        }
+        private_fs::ensure_dir(&self.state_dir)?;
+        private_fs::ensure_file(&self.state_dir.join(".gitignore"), b"*\n")?;
         Ok(())
+    }
+
+    /// Every path of ours that exists now and must stay private: the state dir, its
+    /// `.gitignore` and anchors, the database directory, the database and its companions.
+    /// Other names in the state dir are not ours and are left alone.
+    pub fn private_paths(&self) -> Vec<PathBuf> {
+        let mut out = vec![self.state_dir.clone(), self.state_dir.join(".gitignore")];
+        if let Ok(entries) = fs::read_dir(&self.state_dir) {
+            let mut anchors: Vec<PathBuf> = entries
+                .flatten()
+                .filter(|e| {
+                    let name = e.file_name();
+                    let name = name.to_string_lossy();
+                    name == LEGACY_ANCHOR
+                        || crate::core::identity::anchor::parse_anchor_name(&name).is_some()
+                })
+                .map(|e| e.path())
+                .collect();
+            anchors.sort();
+            out.extend(anchors);
+        }
+        out.extend([self.db_dir(), self.db_path()]);
+        out.extend(self.db_companions());
+        out.retain(|p| fs::symlink_metadata(p).is_ok());
+        out
+    }
+
+    /// Narrows every path in [`Self::private_paths`] this user owns to its private mode;
+    /// returns what was wider and how wide. A symlink or another user's file is left for
+    /// `doctor` to report.
+    pub fn secure_existing(&self) -> Vec<(PathBuf, u32)> {
+        self.private_paths()
+            .into_iter()
+            .filter_map(|p| match private_fs::secure_existing(&p) {
+                Ok(Some(old)) => Some((p, old)),
+                _ => None,
+            })
+            .collect()
     }
 
     pub fn db_dir(&self) -> PathBuf {
@@ -164,6 +170,16 @@ impl ProjectPaths {
 
     pub fn db_path(&self) -> PathBuf {
         self.db_dir().join("agent_channel.db")
+    }
+
+    /// The files SQLite keeps beside the database: its write-ahead log and shared memory.
+    pub fn db_companions(&self) -> [PathBuf; 2] {
+        let with = |suffix: &str| {
+            let mut s = self.db_path().into_os_string();
+            s.push(suffix);
+            PathBuf::from(s)
+        };
+        [with("-wal"), with("-shm")]
     }
 
     pub fn anchor_path(&self, pid: i32) -> PathBuf {
@@ -192,6 +208,7 @@ pub fn is_in_plugin_cache(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn plugin_cache_is_refused() {
@@ -212,9 +229,23 @@ mod tests {
         let p = ProjectPaths::from_root(tmp.path())?;
         p.ensure_state_dir()?;
         p.ensure_state_dir()?;
-        let mode = fs::metadata(&p.state_dir)?.permissions().mode() & 0o777;
-        assert_eq!(mode, 0o700);
-        assert_eq!(fs::read_to_string(p.state_dir.join(".gitignore"))?, "*\n");
+        let mode = |p: &Path| -> Result<u32> { Ok(fs::metadata(p)?.permissions().mode() & 0o777) };
+        assert_eq!(mode(&p.state_dir)?, 0o700);
+        let gi = p.state_dir.join(".gitignore");
+        assert_eq!(fs::read_to_string(&gi)?, "*\n");
+        assert_eq!(mode(&gi)?, 0o600);
+        // An existing wide state dir (and .gitignore) is narrowed on the next open.
+        fs::set_permissions(&p.state_dir, fs::Permissions::from_mode(0o755))?;
+        fs::set_permissions(&gi, fs::Permissions::from_mode(0o644))?;
+        p.ensure_state_dir()?;
+        assert_eq!(mode(&p.state_dir)?, 0o700);
+        assert_eq!(mode(&gi)?, 0o600);
+        // Other files an older version left wide are narrowed by secure_existing.
+        let anchor = p.anchor_path(1);
+        fs::write(&anchor, "x")?;
+        fs::set_permissions(&anchor, fs::Permissions::from_mode(0o644))?;
+        assert_eq!(p.secure_existing(), vec![(anchor.clone(), 0o644)]);
+        assert_eq!(mode(&anchor)?, 0o600);
         Ok(())
     }
 }

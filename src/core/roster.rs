@@ -85,12 +85,7 @@ pub fn held_by_another(
     }))
 }
 
-/// `ORCHESTRATOR_FILE_WINDOW_SECS` overrides the 15 min window.
+/// `ORCHESTRATOR_FILE_WINDOW_SECS` (see `settings`) overrides the 15 min window.
 pub fn files_window_ms() -> i64 {
-    std::env::var("ORCHESTRATOR_FILE_WINDOW_SECS")
-        .ok()
-        .and_then(|v| v.parse::<i64>().ok())
-        .filter(|v| *v > 0)
-        .map(|s| s * 1000)
-        .unwrap_or(FILES_WINDOW_MS)
+    crate::core::settings::get().files_window_ms
 }

@@ -35,7 +35,7 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
     }
     let path = loc.path.clone();
     let wt = loc.worktree.as_deref();
-    let ask = std::env::var("ORCHESTRATOR_FILE_GUARD").as_deref() == Ok("ask");
+    let ask = crate::core::settings::get().file_guard_ask;
     let now = clock::now_ms();
     // Only the claims covering this path matter; keep them for the check below.
     let covering = ctx.store.claims_covering(&path, claims::matches)?;

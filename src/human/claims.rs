@@ -224,7 +224,7 @@ pub fn guard_pre_commit() -> Result<i32> {
     if blocked.is_empty() {
         return Ok(0);
     }
-    if std::env::var(OVERRIDE).as_deref() == Ok("1") {
+    if crate::core::settings::get().guard_override {
         eprintln!(
             "orchestrator guard: committing despite claims ({OVERRIDE}=1): {}",
             blocked.join("; ")

@@ -1,6 +1,7 @@
 //! `orchestrator doctor`: explains identity for this project — anchors (valid or stale
 //! and why), rows (live or dead and why), drift between them, database integrity and
-//! state-dir permissions — each finding with its fix. Exit 1 when something is wrong.
+//! schema, state-dir permissions, symlinks and writability, invalid settings — each
+//! finding with its fix. Exit 1 when something is wrong.
 
 use crate::core::clock;
 use crate::core::identity::anchor::{self, AnchorContent};
@@ -8,10 +9,14 @@ use crate::core::identity::resolver::{self, Inputs};
 use crate::core::identity::{process, Probe, SystemProbe};
 use crate::core::liveness::{self, Policy};
 use crate::core::paths::{ProjectPaths, ANCHOR_PREFIX, LEGACY_ANCHOR};
+use crate::core::private_fs;
+use crate::core::settings;
+use crate::core::store::repair::{self, Diagnosis};
 use crate::core::store::Store;
 use anyhow::Result;
 use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 /// Severity of a finding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -37,7 +42,8 @@ fn f(level: Level, what: impl Into<String>, fix: Option<&str>) -> Finding {
     }
 }
 
-/// Examines the project; pure reads except that opening the store creates it if absent.
+/// Examines the project; pure reads except that it narrows state files this user owns
+/// to their private modes (and says so).
 pub fn examine(paths: &ProjectPaths, probe: &dyn Probe) -> Vec<Finding> {
     let mut out = Vec::new();
     out.push(f(
@@ -45,7 +51,8 @@ pub fn examine(paths: &ProjectPaths, probe: &dyn Probe) -> Vec<Finding> {
         format!("project root {}", paths.root.display()),
         None,
     ));
-    match std::fs::metadata(&paths.state_dir) {
+    settings_findings(&mut out);
+    match std::fs::symlink_metadata(&paths.state_dir) {
         Err(_) => {
             out.push(f(
                 Level::Info,
@@ -54,64 +61,79 @@ pub fn examine(paths: &ProjectPaths, probe: &dyn Probe) -> Vec<Finding> {
             ));
             return out;
         }
-        Ok(m) => {
-            let mode = m.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                out.push(f(
-                    Level::Problem,
-                    format!("state dir is mode {mode:o}; other users can read session ids"),
-                    Some(&format!("chmod 700 {}", paths.state_dir.display())),
-                ));
-            } else {
-                out.push(f(
-                    Level::Ok,
-                    format!("state dir private (mode {mode:o})"),
-                    None,
-                ));
-            }
-            if !paths.state_dir.join(".gitignore").exists() {
-                out.push(f(
-                    Level::Problem,
-                    "state dir has no .gitignore; git may pick it up",
-                    Some("run any orchestrator hook or `orchestrator gc` to recreate it"),
-                ));
-            }
-        }
-    }
-    // Database.
-    let store = match Store::open(paths) {
-        Ok(s) => Some(s),
-        Err(e) => {
+        Ok(m) if m.file_type().is_symlink() => {
             out.push(f(
                 Level::Problem,
-                format!("{e:#}"),
-                Some("move the database aside (sessions re-register at their next hook)"),
+                format!(
+                    "state dir {} is a symlink; orchestrator never follows it",
+                    paths.state_dir.display()
+                ),
+                Some(&format!(
+                    "rm {} (a new one is created at the next session)",
+                    paths.state_dir.display()
+                )),
             ));
+            return out;
+        }
+        Ok(_) => {}
+    }
+    let links = private_findings(paths, &mut out);
+    if std::fs::symlink_metadata(paths.state_dir.join(".gitignore")).is_err() {
+        out.push(f(
+            Level::Problem,
+            "state dir has no .gitignore; git may pick it up",
+            Some("run any orchestrator hook or `orchestrator gc` to recreate it"),
+        ));
+    }
+    // Database.
+    let db = paths.db_path();
+    let diagnosis = if links {
+        out.push(f(
+            Level::Info,
+            "database not opened while a state path is a symlink (see above)",
+            None,
+        ));
+        Diagnosis::Missing
+    } else {
+        repair::diagnose(paths)
+    };
+    let store = match diagnosis {
+        Diagnosis::Missing if links => None,
+        Diagnosis::Missing => {
+            out.push(f(Level::Info, "no database yet", None));
             None
         }
-    };
-    if let Some(s) = store.as_ref() {
-        match s.quick_check() {
-            Ok(r) if r == "ok" => out.push(f(
+        Diagnosis::Healthy(s) => {
+            out.push(f(
                 Level::Ok,
                 format!(
                     "database ok (quick_check; schema v{})",
                     s.schema_version().unwrap_or(0)
                 ),
                 None,
-            )),
-            Ok(r) => out.push(f(
-                Level::Problem,
-                format!("database quick_check: {r}"),
-                Some("move the database aside; sessions re-register at their next hook"),
-            )),
-            Err(e) => out.push(f(
-                Level::Problem,
-                format!("database quick_check failed: {e:#}"),
-                Some("retry; if it persists move the database aside"),
-            )),
+            ));
+            Some(s)
         }
-    }
+        Diagnosis::Damaged(what) => {
+            for w in what {
+                out.push(f(
+                    Level::Problem,
+                    format!("database {} is corrupt: {w}", db.display()),
+                    Some(REPAIR),
+                ));
+            }
+            None
+        }
+        Diagnosis::Unopenable(e) => {
+            out.push(f(Level::Problem, format!("{e:#}"), Some(REPAIR)));
+            None
+        }
+        // The message names the cause and its fix (locked, read-only, a symlink).
+        Diagnosis::Unusable(e) => {
+            out.push(f(Level::Problem, format!("{e:#}"), None));
+            None
+        }
+    };
     // Anchors.
     let rows = store
         .as_ref()
@@ -158,10 +180,7 @@ pub fn examine(paths: &ProjectPaths, probe: &dyn Probe) -> Vec<Finding> {
             ));
             continue;
         };
-        if std::fs::symlink_metadata(&path)
-            .map(|m| m.file_type().is_symlink())
-            .unwrap_or(false)
-        {
+        if is_symlink(&path) {
             out.push(f(
                 Level::Problem,
                 format!("{name} is a symlink; orchestrator never follows it"),
@@ -282,6 +301,109 @@ pub fn examine(paths: &ProjectPaths, probe: &dyn Probe) -> Vec<Finding> {
         }
     }
     out
+}
+
+const REPAIR: &str = "orchestrator repair (moves it aside as a .bak and rebuilds it with \
+                      every row still readable)";
+
+fn is_symlink(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// Invalid `ORCHESTRATOR_*` values (each fell back to its default) and unknown names.
+fn settings_findings(out: &mut Vec<Finding>) {
+    for p in &settings::get().problems {
+        out.push(f(
+            Level::Problem,
+            format!("setting {p}"),
+            Some(&format!("set {} to {} or unset it", p.name, p.accepted)),
+        ));
+    }
+    for name in settings::unknown_names() {
+        out.push(f(
+            Level::Info,
+            format!("{name} is not a setting orchestrator knows; ignored"),
+            Some("check its spelling against the settings in the README"),
+        ));
+    }
+}
+
+/// The state dir's promise: narrows what this user owns and left wide (an older version
+/// created files 0644), then reports what is still wide, a symlink, or not writable.
+/// True when a path the database depends on is a symlink (nothing will open it).
+fn private_findings(paths: &ProjectPaths, out: &mut Vec<Finding>) -> bool {
+    let mut links = false;
+    for (p, old) in paths.secure_existing() {
+        out.push(f(
+            Level::Info,
+            format!("{} was mode {old:o}; narrowed to private", p.display()),
+            None,
+        ));
+    }
+    let db_dir = paths.db_dir();
+    let mut state_dir_ok = true;
+    for p in &paths.private_paths() {
+        let name = p.strip_prefix(&paths.state_dir).unwrap_or(p);
+        let Ok(m) = std::fs::symlink_metadata(p) else {
+            continue; // removed meanwhile
+        };
+        if m.file_type().is_symlink() {
+            // A symlinked anchor is reported with the anchors below.
+            let anchor = name
+                .to_str()
+                .is_some_and(|n| n == LEGACY_ANCHOR || anchor::parse_anchor_name(n).is_some());
+            if !anchor {
+                links = true;
+                out.push(f(
+                    Level::Problem,
+                    format!(
+                        "{} is a symlink; orchestrator never follows it",
+                        name.display()
+                    ),
+                    Some(&format!("rm {}", p.display())),
+                ));
+            }
+            continue;
+        }
+        let mode = m.permissions().mode() & 0o777;
+        let private = if m.is_dir() { 0o700 } else { 0o600 };
+        if mode & !private != 0 {
+            if p == &paths.state_dir {
+                state_dir_ok = false;
+            }
+            out.push(f(
+                Level::Problem,
+                format!(
+                    "{} is mode {mode:o}; other users can read session ids",
+                    p.display()
+                ),
+                Some(&format!("chmod {private:o} {} (as its owner)", p.display())),
+            ));
+        }
+        let must_write =
+            p == &paths.state_dir || p == &db_dir || p.parent() == Some(db_dir.as_path());
+        if must_write && !private_fs::writable(p) {
+            if p == &paths.state_dir {
+                state_dir_ok = false;
+            }
+            out.push(f(
+                Level::Problem,
+                format!("{} is not writable by this user", p.display()),
+                Some("make it writable (chmod u+w as its owner, or remount read-write)"),
+            ));
+        }
+    }
+    if state_dir_ok {
+        let mode = std::fs::metadata(&paths.state_dir)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0);
+        out.push(f(
+            Level::Ok,
+            format!("state dir private (mode {mode:o})"),
+            None,
+        ));
+    }
+    links
 }
 
 /// Mail waiting for sessions that are not live, and claims they still hold: neither is an

@@ -6,6 +6,7 @@ pub mod doctor;
 pub mod gc;
 pub mod install;
 pub mod plugin_config;
+pub mod repair;
 pub mod send;
 pub mod status;
 pub mod watch;

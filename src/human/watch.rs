@@ -91,12 +91,7 @@ pub fn render_plain(v: &View) -> String {
 pub fn run() -> Result<i32> {
     let (paths, store) = super::open()?;
     let watch = DirWatch::new(&paths.db_dir()).ok();
-    let every = std::env::var("ORCHESTRATOR_WATCH_SECS")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|v| *v > 0.0)
-        .map(Duration::from_secs_f64)
-        .unwrap_or(Duration::from_secs(2));
+    let every = crate::core::settings::get().watch_every;
     if !std::io::stdout().is_terminal() {
         loop {
             println!("--- {} UTC", clock::iso(clock::now_ms()));

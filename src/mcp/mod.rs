@@ -54,16 +54,6 @@ fn log(msg: &str) {
     eprintln!("[orchestrator] {msg}");
 }
 
-fn env_secs(key: &str, default: u64) -> Duration {
-    let ms = std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|v| *v > 0.0)
-        .map(|v| (v * 1000.0) as u64)
-        .unwrap_or(default * 1000);
-    Duration::from_millis(ms)
-}
-
 /// Runs the server until shutdown; exits the process (a blocked stdin read would
 /// otherwise hold the runtime open).
 pub fn run() -> Result<i32> {
@@ -79,6 +69,9 @@ async fn serve() -> Result<i32> {
     let store = Store::open(&paths).map_err(|e| store::describe(e, &paths))?;
     let report = hygiene::reap(&paths, Some(&store), &SystemProbe, false)?;
     eprintln!("{}", report.log_line());
+    for p in &crate::core::settings::get().problems {
+        log(&format!("setting {p}"));
+    }
     let agent = identity::process::agent_process();
     let state = Arc::new(ServerState::new(paths, store, agent));
     match state.try_bind() {
@@ -115,7 +108,7 @@ async fn serve() -> Result<i32> {
 
 /// Heartbeats on a timer; while unbound, retries resolution with backoff (never gives up).
 async fn heartbeat(state: Arc<ServerState>) {
-    let interval = env_secs("ORCHESTRATOR_HEARTBEAT_SECS", 30);
+    let interval = crate::core::settings::get().heartbeat;
     let mut backoff = Duration::from_millis(500);
     loop {
         let bound = state.binding().is_some();

@@ -6,6 +6,7 @@
 use super::state::ServerState;
 use crate::core::fswatch::DirWatch;
 use crate::core::mailbox;
+use crate::core::settings::Channel;
 use rmcp::model::{CustomNotification, ServerNotification};
 use rmcp::{Peer, RoleServer};
 use std::sync::Arc;
@@ -15,10 +16,10 @@ use std::time::Duration;
 /// only when the client declared the experimental `claude/channel` capability, since a
 /// client that ignores the notification would lose the message).
 pub fn enabled(peer: &Peer<RoleServer>) -> bool {
-    match std::env::var("ORCHESTRATOR_CHANNEL").as_deref() {
-        Ok("on") | Ok("always") => true,
-        Ok("off") | Ok("never") => false,
-        _ => peer
+    match crate::core::settings::get().channel {
+        Channel::On => true,
+        Channel::Off => false,
+        Channel::Auto => peer
             .peer_info()
             .and_then(|i| {
                 i.capabilities

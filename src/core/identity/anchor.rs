@@ -8,11 +8,9 @@ use super::session_id::SessionId;
 use super::AgentProcess;
 use crate::core::clock;
 use crate::core::paths::{ProjectPaths, ANCHOR_PREFIX};
+use crate::core::private_fs;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use std::fs;
-use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Largest anchor file read; anything bigger is corrupt by definition.
@@ -106,53 +104,21 @@ pub fn write_legacy(paths: &ProjectPaths, id: &SessionId) -> Result<()> {
 }
 
 fn write_atomic(path: &Path, body: &[u8]) -> Result<()> {
-    let dir = path.parent().context("anchor path has no parent")?;
-    let tmp = dir.join(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("anchor")
-    ));
-    let write = || -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        f.write_all(body)?;
-        fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        anyhow::anyhow!(
-            "cannot write anchor {}: {e}; check that the state dir is writable",
-            path.display()
-        )
-    })
+    private_fs::write_atomic(path, body)
 }
 
-/// Reads an anchor without following a symlink; returns the content and the file's mtime.
+/// Reads an anchor without following a symlink or blocking on a FIFO; returns the content
+/// and the file's mtime.
 pub fn read_anchor(path: &Path) -> Result<(AnchorContent, i64)> {
-    let mut f = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .with_context(|| format!("cannot open anchor {}", path.display()))?;
-    let meta = f.metadata()?;
-    if !meta.is_file() || meta.len() > MAX_ANCHOR_BYTES {
-        anyhow::bail!("anchor {} is not a small regular file", path.display());
-    }
+    let (bytes, meta) = private_fs::read_capped(path, MAX_ANCHOR_BYTES)
+        .with_context(|| format!("cannot read anchor {}", path.display()))?;
     let mtime = meta
         .modified()
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
-    let mut text = String::new();
-    f.read_to_string(&mut text)
+    let text = String::from_utf8(bytes)
         .with_context(|| format!("anchor {} is not UTF-8", path.display()))?;
     Ok((parse_anchor(&text)?, mtime))
 }

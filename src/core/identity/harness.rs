@@ -6,8 +6,7 @@
 use super::anchor::older_than;
 use super::process::ProcInfo;
 use super::session_id::SessionId;
-use std::fs;
-use std::io::Read;
+use crate::core::private_fs;
 use std::path::PathBuf;
 
 const MAX_BYTES: u64 = 64 * 1024;
@@ -25,11 +24,9 @@ pub fn sessions_dir() -> Option<PathBuf> {
 /// The session id the harness recorded for `pid`, if the file is present, sane and fresh.
 pub fn read_session_file(dir: &std::path::Path, pid: i32, proc: &ProcInfo) -> Option<SessionId> {
     let path = dir.join(format!("{pid}.json"));
-    let mut f = fs::File::open(&path).ok()?;
-    let meta = f.metadata().ok()?;
-    if !meta.is_file() || meta.len() > MAX_BYTES {
-        return None;
-    }
+    // A FIFO or device here must not hang serve, claim or doctor: never block, never
+    // follow a link, read at most the cap.
+    let (bytes, meta) = private_fs::read_capped(&path, MAX_BYTES).ok()?;
     let mtime = meta
         .modified()
         .ok()?
@@ -39,8 +36,7 @@ pub fn read_session_file(dir: &std::path::Path, pid: i32, proc: &ProcInfo) -> Op
     if older_than(mtime, proc.start_unix_ms) {
         return None;
     }
-    let mut text = String::new();
-    f.read_to_string(&mut text).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     if let Some(recorded) = v.get("pid").and_then(|p| p.as_i64()) {
         if recorded != pid as i64 {
@@ -53,6 +49,7 @@ pub fn read_session_file(dir: &std::path::Path, pid: i32, proc: &ProcInfo) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn reads_defensively() -> std::io::Result<()> {
@@ -81,6 +78,11 @@ mod tests {
         fs::write(tmp.path().join("12.json"), "not json")?;
         assert_eq!(read_session_file(tmp.path(), 12, &fresh), None);
         assert_eq!(read_session_file(tmp.path(), 13, &fresh), None);
+        // A FIFO with no writer would block a plain open forever.
+        let fifo = std::ffi::CString::new(tmp.path().join("14.json").to_string_lossy().as_bytes())?;
+        // SAFETY: valid path string; mkfifo has no other preconditions.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        assert_eq!(read_session_file(tmp.path(), 14, &fresh), None);
         Ok(())
     }
 }

@@ -7,18 +7,14 @@ pub struct EnvProfile {
 }
 
 impl EnvProfile {
+    /// From `settings`, which validated them: a name that cannot be addressed as @name
+    /// is ignored rather than stored.
     pub fn from_env() -> Self {
-        let get = |k: &str| {
-            std::env::var(k)
-                .ok()
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
+        let s = crate::core::settings::get();
         Self {
-            role: get("ORCHESTRATOR_AGENT_ROLE").filter(|r| r == "prime" || r == "subordinate"),
-            // A name that cannot be addressed as @name is ignored rather than stored.
-            name: get("ORCHESTRATOR_AGENT_NAME").filter(|n| validate_name(n).is_ok()),
-            kind: get("ORCHESTRATOR_SESSION_KIND").map(|n| n.chars().take(32).collect()),
+            role: s.agent_role.clone(),
+            name: s.agent_name.clone(),
+            kind: s.session_kind.clone(),
         }
     }
 }

@@ -146,15 +146,82 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
+/// The shape a database has: each table (in creation order) with its columns, and the
+/// named indexes. Compared against a fresh migration to find a dropped table or index.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Schema {
+    pub tables: Vec<(String, Vec<String>)>,
+    pub indexes: Vec<String>,
+}
+
+impl Schema {
+    /// What `conn`'s database holds (SQLite's own `sqlite_*` objects left out).
+    pub fn of(conn: &Connection) -> rusqlite::Result<Self> {
+        let names = |kind: &str| -> rusqlite::Result<Vec<String>> {
+            let mut stmt = conn.prepare(
+                "SELECT name FROM sqlite_master WHERE type = ?1 AND name NOT LIKE 'sqlite_%' \
+                 ORDER BY rowid",
+            )?;
+            let v = stmt
+                .query_map([kind], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>();
+            v
+        };
+        let mut tables = Vec::new();
+        for t in names("table")? {
+            let cols = columns(conn, &t)?;
+            tables.push((t, cols));
+        }
+        Ok(Self {
+            tables,
+            indexes: names("index")?,
+        })
+    }
+
+    /// What the migrations build, from a fresh in-memory database.
+    pub fn expected() -> Result<Self> {
+        let mut conn = Connection::open_in_memory()?;
+        migrate(&mut conn)?;
+        Ok(Self::of(&conn)?)
+    }
+
+    /// What `self` lacks that `expected` has: "table claims", "column sessions.kind",
+    /// "index touches_at". Extra tables and columns (an older tool's) are fine.
+    pub fn missing_from(&self, expected: &Schema) -> Vec<String> {
+        let mut out = Vec::new();
+        for (t, cols) in &expected.tables {
+            match self.tables.iter().find(|(n, _)| n == t) {
+                None => out.push(format!("table {t}")),
+                Some((_, have)) => out.extend(
+                    cols.iter()
+                        .filter(|c| !have.contains(c))
+                        .map(|c| format!("column {t}.{c}")),
+                ),
+            }
+        }
+        out.extend(
+            expected
+                .indexes
+                .iter()
+                .filter(|i| !self.indexes.contains(i))
+                .map(|i| format!("index {i}")),
+        );
+        out
+    }
+}
+
+/// The column names of `table` (none when it does not exist).
+pub fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info(?1)")?;
+    let v = stmt
+        .query_map([table], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>();
+    v
+}
+
 /// Step 1 may meet a registry the original orchestrator created: add only missing columns.
 fn apply_first(tx: &rusqlite::Transaction<'_>, step: &str) -> Result<()> {
-    let existing: Vec<String> = {
-        let mut stmt = tx.prepare("SELECT name FROM pragma_table_info('sessions')")?;
-        let names = stmt
-            .query_map([], |r| r.get::<_, String>(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        names
-    };
+    let existing = columns(tx, "sessions")?;
     for stmt in step.split(';').map(str::trim).filter(|s| !s.is_empty()) {
         if let Some(col) = stmt
             .strip_prefix("ALTER TABLE sessions ADD COLUMN ")
@@ -167,4 +234,27 @@ fn apply_first(tx: &rusqlite::Transaction<'_>, step: &str) -> Result<()> {
         tx.execute_batch(stmt)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dropped_table_or_index_is_missing() -> Result<()> {
+        let expected = Schema::expected()?;
+        assert!(expected.tables.iter().any(|(t, _)| t == "claims"));
+        let mut conn = Connection::open_in_memory()?;
+        migrate(&mut conn)?;
+        assert_eq!(
+            Schema::of(&conn)?.missing_from(&expected),
+            Vec::<String>::new()
+        );
+        conn.execute_batch("DROP TABLE claims; DROP INDEX touches_at;")?;
+        assert_eq!(
+            Schema::of(&conn)?.missing_from(&expected),
+            vec!["table claims".to_string(), "index touches_at".to_string()]
+        );
+        Ok(())
+    }
 }

@@ -6,14 +6,16 @@
 pub mod claims;
 pub mod messages;
 mod migrations;
+pub mod repair;
 pub mod retention;
 pub mod sessions;
 pub mod touches;
 
 use crate::core::paths::ProjectPaths;
+use crate::core::private_fs;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OpenFlags};
-use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
 use std::time::Duration;
 
 pub use sessions::{Carried, ForeignSession, Registered, Registration, SessionRow};
@@ -21,13 +23,9 @@ pub use sessions::{Carried, ForeignSession, Registered, Registration, SessionRow
 /// How long a writer waits for another writer before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// `ORCHESTRATOR_BUSY_TIMEOUT_MS` overrides [`BUSY_TIMEOUT`].
+/// `ORCHESTRATOR_BUSY_TIMEOUT_MS` (see `settings`) overrides [`BUSY_TIMEOUT`].
 pub fn busy_timeout() -> Duration {
-    std::env::var("ORCHESTRATOR_BUSY_TIMEOUT_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .map(Duration::from_millis)
-        .unwrap_or(BUSY_TIMEOUT)
+    crate::core::settings::get().busy_timeout
 }
 
 /// An open store; one connection, used from one thread at a time.
@@ -39,19 +37,18 @@ impl Store {
     /// Opens (creating if needed) the project's database and brings its schema up to date.
     pub fn open(paths: &ProjectPaths) -> Result<Self> {
         paths.ensure_state_dir()?;
-        let dir = paths.db_dir();
-        if !dir.is_dir() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .with_context(|| format!("cannot create {}: check permissions", dir.display()))?;
-        }
+        private_fs::ensure_dir(&paths.db_dir())?;
         let db = paths.db_path();
+        // Created here 0600 so SQLite gives its -wal and -shm the same mode; an existing
+        // one is checked (no symlink, regular) and narrowed, and so are its companions.
+        private_fs::ensure_file(&db, b"")?;
+        for companion in paths.db_companions() {
+            private_fs::secure_existing(&companion)?;
+        }
         let conn = Connection::open_with_flags(
             &db,
             OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .with_context(|| format!("cannot open database {}", db.display()))?;
@@ -134,15 +131,15 @@ fn retry_busy<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
 }
 
 /// Turns SQLite's terse errors into one line that names the file and the fix.
-fn explain(e: anyhow::Error, db: &std::path::Path) -> anyhow::Error {
+fn explain(e: anyhow::Error, db: &Path) -> anyhow::Error {
     let msg = format!("{e:#}");
-    if msg.starts_with("database ") {
+    if msg.starts_with(&format!("database {}", db.display())) {
         // Already explained.
         e
-    } else if msg.contains("not a database") || msg.contains("malformed") {
+    } else if repair::is_damage(&e) {
         anyhow::anyhow!(
-            "database {} is corrupt ({msg}); move it aside (mv it to a .bak name) and run again, \
-             or run `orchestrator doctor`",
+            "database {} is corrupt ({msg}); run `orchestrator repair` (keeps a .bak copy and \
+             what it can still read)",
             db.display()
         )
     } else if msg.contains("locked") || msg.contains("busy") {
@@ -157,11 +154,18 @@ fn explain(e: anyhow::Error, db: &std::path::Path) -> anyhow::Error {
             "database {} is read-only ({msg}); make the state dir writable",
             db.display()
         )
-    } else if msg.contains(&db.display().to_string()) || msg.starts_with("cannot ") {
+    } else if names_a_state_path(&msg, db) || msg.starts_with("cannot ") {
         e
     } else {
         anyhow::anyhow!("database {}: {msg}", db.display())
     }
+}
+
+/// True when `msg` already names a path under the state dir (it says which file).
+fn names_a_state_path(msg: &str, db: &Path) -> bool {
+    db.parent()
+        .and_then(Path::parent)
+        .is_some_and(|state_dir| msg.contains(&state_dir.display().to_string()))
 }
 
 /// Wraps a store error the same way for operations after open.
