@@ -140,22 +140,10 @@ fn absolute(base: &Path, p: &Path) -> PathBuf {
     fs::canonicalize(&joined).unwrap_or(joined)
 }
 
-/// Reads a small regular file (never a FIFO or a huge file); `None` otherwise.
+/// Reads a small regular file (never a FIFO, a link or a huge file); `None` otherwise.
 fn read_small(path: &Path) -> Option<String> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .ok()?;
-    let meta = f.metadata().ok()?;
-    if !meta.is_file() || meta.len() > MAX_POINTER_BYTES {
-        return None;
-    }
-    let mut s = String::new();
-    f.take(MAX_POINTER_BYTES).read_to_string(&mut s).ok()?;
-    Some(s)
+    let (bytes, _) = crate::core::private_fs::read_capped(path, MAX_POINTER_BYTES).ok()?;
+    String::from_utf8(bytes).ok()
 }
 
 #[cfg(test)]
