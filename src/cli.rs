@@ -1,6 +1,6 @@
 //! Command-line dispatch only: parse arguments, call the room that does the work.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -16,15 +16,19 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the MCP server over stdio (what Claude Code starts for each session).
+    ///
+    /// Writes only warnings and errors to stderr (Claude Code logs every stderr line of a
+    /// server as an error); ORCHESTRATOR_LOG=info or debug adds the ordinary ones.
     Serve,
     /// Answer a Claude Code hook: reads the hook JSON on stdin, prints the JSON answer.
     Hook {
-        /// The hook event, e.g. SessionStart, UserPromptSubmit, PreToolUse.
+        /// The hook event: SessionStart, UserPromptSubmit, PreToolUse, PostToolUse, Stop,
+        /// StopFailure, PreCompact or SessionEnd.
         event: String,
     },
     /// Show the live sessions of this project.
     Status {
-        /// Print JSON for scripts.
+        /// Print JSON for scripts (one object per session, with liveness and files).
         #[arg(long)]
         json: bool,
         /// Include rows that are no longer live, with why.
@@ -52,7 +56,7 @@ enum Cmd {
     Send {
         /// Recipient address(es), e.g. @all or @SA-1a2b3c4d,@reviewer.
         to: String,
-        /// The message text.
+        /// The message text (several words are joined with spaces).
         body: Vec<String>,
         /// Queue for a session that is not live now (it may resume).
         #[arg(long)]
@@ -60,9 +64,13 @@ enum Cmd {
     },
     /// Claim files or globs for a session (exclusive: siblings' edits there are refused).
     Claim {
-        /// The session (default: the one this terminal's agent runs).
+        /// The session to claim for, e.g. SA-1a2b3c4d (default: the one this terminal's
+        /// agent runs).
         #[arg(long)]
         session: Option<String>,
+        /// Exclusive: a sibling's Edit/Write there is denied (or asked, with
+        /// ORCHESTRATOR_FILE_GUARD=ask) and the pre-commit guard refuses commits there.
+        /// Without it the claim is advisory: siblings are told, not stopped.
         #[arg(long)]
         exclusive: bool,
         /// Upper bound on the claim's life, e.g. 30m, 2h.
@@ -71,17 +79,24 @@ enum Cmd {
         /// Why, shown to siblings.
         #[arg(long)]
         reason: Option<String>,
+        /// Files, directories or globs relative to the project root, e.g. src/parser.rs
+        /// 'src/parser/**' (quote globs so the shell leaves them alone).
         #[arg(required = true)]
         paths: Vec<String>,
     },
     /// Release a session's claims (the named ones, or all).
     Release {
+        /// The session whose claims to release, e.g. SA-1a2b3c4d (default: the one this
+        /// terminal's agent runs).
         #[arg(long)]
         session: Option<String>,
+        /// The claimed patterns to release, as they were claimed (default: all of them).
         paths: Vec<String>,
     },
     /// List live claims.
     Claims {
+        /// Print JSON for scripts: an array of claims (session, pattern, exclusive, reason,
+        /// times).
         #[arg(long)]
         json: bool,
     },
@@ -95,11 +110,40 @@ enum Cmd {
         /// The session, e.g. @SA-1a2b3c4d or @name.
         to: String,
     },
-    /// Wire the hooks and MCP server into a project (.claude/settings.json, .mcp.json).
+    /// Wire the hooks and MCP server into a project's Claude Code settings, or yours.
+    ///
+    /// Default: the project's .claude/settings.json (hooks) and .mcp.json (MCP server),
+    /// which the team shares: the command written is `orchestrator`, found on each person's
+    /// PATH. Claude Code asks each person once to approve the project's MCP server. With
+    /// --user: your own ~/.claude/settings.json and ~/.claude.json, for every project you
+    /// open. Idempotent; prints a diff; backs up what it changes under
+    /// ${XDG_STATE_HOME:-~/.local/state}/orchestrator/backups.
     Install {
         /// Project directory (default: the project root).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "user")]
         project: Option<std::path::PathBuf>,
+        /// Install for you alone, in every project (Claude Code's user scope; no
+        /// per-project approval of the MCP server).
+        #[arg(long)]
+        user: bool,
+        /// Write this binary's absolute path instead of the bare `orchestrator` (for a
+        /// binary not on PATH; do not commit such a path for a team).
+        #[arg(long)]
+        absolute: bool,
+        /// Print the changes (a diff with context) without writing them.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Take out exactly what `install` put in; other hooks, servers and settings stay.
+    ///
+    /// Backs up what it changes as install does; a project file left empty is removed.
+    Uninstall {
+        /// Project directory (default: the project root).
+        #[arg(long, conflicts_with = "user")]
+        project: Option<std::path::PathBuf>,
+        /// Remove it from your user settings (what `install --user` wrote).
+        #[arg(long)]
+        user: bool,
         /// Print the changes without writing them.
         #[arg(long)]
         dry_run: bool,
@@ -116,9 +160,37 @@ enum GuardCmd {
     PreCommit,
 }
 
+/// The top-level help's closing part: every setting, from the settings module's list.
+fn settings_help() -> String {
+    let mut text = String::from(
+        "Settings (environment; an invalid value falls back to the default, `orchestrator \
+         doctor` names it):\n",
+    );
+    for (name, accepted, default) in crate::core::settings::KNOWN {
+        text.push_str(&format!(
+            "  {name}\n      {accepted} (default: {default})\n"
+        ));
+    }
+    text.push_str(
+        "\nThe project is ORCHESTRATOR_PROJECT_ROOT, else CLAUDE_PROJECT_DIR, else the working \
+         directory.\nThe plugin's shim runs ORCHESTRATOR_BIN when set, else `orchestrator` \
+         from $CARGO_HOME/bin, ~/.cargo/bin or PATH.",
+    );
+    text
+}
+
+/// Parses arguments (clap exits on --help, --version and usage errors).
+fn parse() -> Cli {
+    let matches = Cli::command()
+        .after_long_help(settings_help())
+        .after_help("Environment settings: `orchestrator --help` lists them.")
+        .get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 /// Parses arguments and runs the command; returns the process exit code.
 pub fn run() -> i32 {
-    let cli = Cli::parse();
+    let cli = parse();
     if !matches!(cli.cmd, Cmd::Hook { .. } | Cmd::Serve) {
         // People pipe these into `head`; die quietly on a closed pipe like other Unix
         // tools. Not for serve/hook: they must clean up or answer whatever happens.
@@ -160,9 +232,27 @@ pub fn run() -> i32 {
             action: GuardCmd::PreCommit,
         } => crate::human::claims::guard_pre_commit(),
         Cmd::Takeover { to } => crate::human::send::takeover(&to),
-        Cmd::Install { project, dry_run } => {
-            crate::human::install::run(project.as_deref(), dry_run)
-        }
+        Cmd::Install {
+            project,
+            user,
+            absolute,
+            dry_run,
+        } => crate::human::install::install(&crate::human::install::Options {
+            project: project.as_deref(),
+            user,
+            absolute,
+            dry_run,
+        }),
+        Cmd::Uninstall {
+            project,
+            user,
+            dry_run,
+        } => crate::human::install::uninstall(&crate::human::install::Options {
+            project: project.as_deref(),
+            user,
+            absolute: false,
+            dry_run,
+        }),
         Cmd::Demo => crate::human::demo::run(),
     };
     match result {

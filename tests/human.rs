@@ -314,10 +314,12 @@ fn install_merges_idempotently_with_backup() {
         serde_json::from_str(&std::fs::read_to_string(p.root.join(".mcp.json")).expect("r"))
             .expect("json");
     assert_eq!(mcp["mcpServers"]["orchestrator"]["args"], json!(["serve"]));
-    assert!(p
+    // The backup is kept out of the project tree.
+    assert!(!p
         .root
         .join(".claude/settings.json.orchestrator.bak")
         .exists());
+    assert!(p.home.join(".local/state/orchestrator/backups").is_dir());
     let again = p.run(&["install"]);
     assert!(String::from_utf8_lossy(&again.stdout).contains("already installed"));
     std::fs::write(&settings, "{broken").expect("w");

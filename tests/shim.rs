@@ -128,7 +128,11 @@ fn finds_the_binary_on_path_alone_skipping_its_own_directory() {
     let path = path_of(&[&shim_dir(), &real]);
     let out = s.run(&["--version"], &[("PATH", &path)], "");
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).starts_with("orchestrator "), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with("orchestrator "),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -148,7 +152,11 @@ fn cargo_home_then_home_cargo_then_path_and_orchestrator_bin_first() {
     // $CARGO_HOME/bin (as in the rust Docker images) replaces ~/.cargo/bin.
     let cargo_home = s.dir("cargo-home");
     std::fs::rename(s.fake("tmp-cargo-home"), cargo_home.join("bin")).expect("mv");
-    let out = s.run(&["doctor"], &[("PATH", &path), ("CARGO_HOME", &cargo_home)], "");
+    let out = s.run(
+        &["doctor"],
+        &[("PATH", &path), ("CARGO_HOME", &cargo_home)],
+        "",
+    );
     assert_eq!(stdout(&out), "fake:tmp-cargo-home doctor\n");
 
     // A CARGO_HOME without the binary does not fall back to ~/.cargo: PATH is next.
@@ -202,7 +210,12 @@ fn never_runs_itself_nor_another_copy_of_itself() {
         &[("PATH", &path_of(&dirs)), ("ORCHESTRATOR_BIN", &via_env)],
         "",
     );
-    assert_eq!(stdout(&out), "fake:the-real-one claims\n", "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "fake:the-real-one claims\n",
+        "{}",
+        stderr(&out)
+    );
 
     if fallback_present() {
         return;

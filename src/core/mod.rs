@@ -9,6 +9,7 @@ pub mod hygiene;
 pub mod identity;
 pub mod ledger;
 pub mod liveness;
+pub mod log;
 pub mod mailbox;
 pub mod paths;
 pub mod private_fs;

@@ -20,6 +20,15 @@ pub enum Channel {
     Off,
 }
 
+/// How much `serve` writes to stderr, which Claude Code files under `[ERROR]` whatever it
+/// says: warnings and errors always, ordinary lines only when asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Warn,
+    Info,
+    Debug,
+}
+
 /// The settings in effect.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -46,6 +55,8 @@ pub struct Settings {
     pub watch_every: Duration,
     /// `ORCHESTRATOR_GUARD_OVERRIDE=1`: the pre-commit guard lets a blocked commit through.
     pub guard_override: bool,
+    /// `ORCHESTRATOR_LOG`: how much `serve` says on stderr.
+    pub log: LogLevel,
     /// Values that were set but not valid (each fell back to its default).
     pub problems: Vec<Problem>,
 }
@@ -83,6 +94,7 @@ pub const KNOWN: &[(&str, &str, &str)] = &[
     (SESSION_KIND, "any text (32 characters kept)", "none"),
     (WATCH, SECS_FRACTION, "2"),
     (GUARD_OVERRIDE, "`1` (or `0`)", "0"),
+    (LOG, "`warn`, `info` or `debug`", "warn"),
 ];
 
 const STALE: &str = "ORCHESTRATOR_STALE_SECS";
@@ -96,8 +108,10 @@ const AGENT_NAME: &str = "ORCHESTRATOR_AGENT_NAME";
 const SESSION_KIND: &str = "ORCHESTRATOR_SESSION_KIND";
 const WATCH: &str = "ORCHESTRATOR_WATCH_SECS";
 const GUARD_OVERRIDE: &str = "ORCHESTRATOR_GUARD_OVERRIDE";
-/// Not a setting (it says where the project is) but an expected `ORCHESTRATOR_*` name.
-const PROJECT_ROOT: &str = "ORCHESTRATOR_PROJECT_ROOT";
+const LOG: &str = "ORCHESTRATOR_LOG";
+/// Not settings but expected `ORCHESTRATOR_*` names: where the project is, and the binary
+/// the plugin's shim runs.
+const OTHER_NAMES: &[&str] = &["ORCHESTRATOR_PROJECT_ROOT", "ORCHESTRATOR_BIN"];
 
 const SECS: &str = "a whole number of seconds > 0";
 const SECS_FRACTION: &str = "a number of seconds > 0, e.g. 30 or 0.5";
@@ -115,7 +129,7 @@ pub fn unknown_names() -> Vec<String> {
     std::env::vars_os()
         .filter_map(|(k, _)| k.into_string().ok())
         .filter(|k| k.starts_with("ORCHESTRATOR_"))
-        .filter(|k| k != PROJECT_ROOT && !KNOWN.iter().any(|(n, _, _)| n == k))
+        .filter(|k| !OTHER_NAMES.contains(&k.as_str()) && !KNOWN.iter().any(|(n, _, _)| n == k))
         .collect()
 }
 
@@ -166,6 +180,12 @@ impl Settings {
             "0" => Some(false),
             _ => None,
         });
+        let log = r.read(LOG, |v| match v.to_ascii_lowercase().as_str() {
+            "warn" | "warning" | "error" | "off" => Some(LogLevel::Warn),
+            "info" => Some(LogLevel::Info),
+            "debug" | "trace" => Some(LogLevel::Debug),
+            _ => None,
+        });
         Self {
             stale_after_ms: stale.map_or(liveness::STALE_AFTER_MS, |s| s * 1000),
             heartbeat: heartbeat.unwrap_or(Duration::from_secs(30)),
@@ -178,6 +198,7 @@ impl Settings {
             session_kind: kind,
             watch_every: watch.unwrap_or(Duration::from_secs(2)),
             guard_override: guard_override.unwrap_or(false),
+            log: log.unwrap_or(LogLevel::Warn),
             problems: r.problems,
         }
     }
@@ -239,6 +260,7 @@ mod tests {
         assert!(!s.file_guard_ask && !s.guard_override);
         assert_eq!(s.channel, Channel::Auto);
         assert_eq!(s.watch_every, Duration::from_secs(2));
+        assert_eq!(s.log, LogLevel::Warn);
     }
 
     #[test]
@@ -252,8 +274,10 @@ mod tests {
             (AGENT_NAME, "rev-1"),
             (SESSION_KIND, &"k".repeat(40)),
             (GUARD_OVERRIDE, "1"),
+            (LOG, "Debug"),
         ]);
         assert!(s.problems.is_empty(), "{:?}", s.problems);
+        assert_eq!(s.log, LogLevel::Debug);
         assert_eq!(s.stale_after_ms, 10_000);
         assert_eq!(s.heartbeat, Duration::from_millis(300));
         assert!(s.file_guard_ask && s.guard_override);
@@ -276,13 +300,14 @@ mod tests {
             (AGENT_NAME, "all"),
             (WATCH, "NaN"),
             (GUARD_OVERRIDE, "true\u{1b}[2J"),
+            (LOG, "loud"),
         ]);
         assert_eq!(s.stale_after_ms, 90_000);
         assert_eq!(s.channel, Channel::Auto);
         assert_eq!(s.agent_role, None);
         assert_eq!(s.agent_name, None);
         let names: Vec<&str> = s.problems.iter().map(|p| p.name).collect();
-        assert_eq!(names.len(), 10, "{names:?}");
+        assert_eq!(names.len(), 11, "{names:?}");
         let line = s.problems[0].to_string();
         assert!(
             line.contains(STALE) && line.contains("\"ninety\"") && line.contains("using 90"),
@@ -304,7 +329,7 @@ mod tests {
                 .take_while(|c| c.is_ascii_uppercase() || *c == '_')
                 .collect();
             assert!(
-                name == PROJECT_ROOT || KNOWN.iter().any(|(n, _, _)| *n == name),
+                OTHER_NAMES.contains(&name.as_str()) || KNOWN.iter().any(|(n, _, _)| *n == name),
                 "README names {name}, which settings.rs does not know"
             );
         }

@@ -54,6 +54,17 @@ pub fn is_our_hook(entry: &Value) -> bool {
         || cmd.contains("orchestrator hook ")
 }
 
+/// True when an `mcpServers` entry runs `orchestrator serve` (any path to it).
+pub fn is_our_mcp_server(entry: &Value) -> bool {
+    let cmd = entry.get("command").and_then(Value::as_str).unwrap_or("");
+    let first_arg = entry
+        .get("args")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+        .and_then(Value::as_str);
+    (cmd.ends_with("/orchestrator") || cmd == "orchestrator") && first_arg == Some("serve")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ pub mod tools;
 
 use crate::core::hygiene;
 use crate::core::identity::{self, Probe, SystemProbe};
+use crate::core::log;
 use crate::core::paths::ProjectPaths;
 use crate::core::store::{self, Store};
 use anyhow::Result;
@@ -50,10 +51,6 @@ impl ServerHandler for Tools {
     }
 }
 
-fn log(msg: &str) {
-    eprintln!("[orchestrator] {msg}");
-}
-
 /// Runs the server until shutdown; exits the process (a blocked stdin read would
 /// otherwise hold the runtime open).
 pub fn run() -> Result<i32> {
@@ -68,16 +65,16 @@ async fn serve() -> Result<i32> {
     let paths = ProjectPaths::resolve()?;
     let store = Store::open(&paths).map_err(|e| store::describe(e, &paths))?;
     let report = hygiene::reap(&paths, Some(&store), &SystemProbe, false)?;
-    eprintln!("{}", report.log_line());
+    log::info(report.log_line().trim_start_matches("[orchestrator] "));
     for p in &crate::core::settings::get().problems {
-        log(&format!("setting {p}"));
+        log::warn(&format!("setting {p}"));
     }
     let agent = identity::process::agent_process();
     let state = Arc::new(ServerState::new(paths, store, agent));
     match state.try_bind() {
         Ok(Some(_)) => {}
-        Ok(None) => log("no session id yet (no env, harness file or anchor); retrying until a hook or tool call names it"),
-        Err(e) => log(&format!("cannot bind yet: {e:#}; retrying")),
+        Ok(None) => log::info("no session id yet (no env, harness file or anchor); retrying until a hook or tool call names it"),
+        Err(e) => log::warn(&format!("cannot bind yet: {e:#}; retrying")),
     }
     tokio::spawn(heartbeat(state.clone()));
 
@@ -101,7 +98,7 @@ async fn serve() -> Result<i32> {
         _ = sigint.recv() => "SIGINT".into(),
         _ = owner_gone(watched) => "agent process exited".into(),
     };
-    log(&format!("shutting down: {why}"));
+    log::info(&format!("shutting down: {why}"));
     state.shutdown(&why);
     Ok(0)
 }
@@ -119,7 +116,7 @@ async fn heartbeat(state: Arc<ServerState>) {
         };
         tokio::time::sleep(wait).await;
         if let Err(e) = state.follow_row() {
-            log(&format!("heartbeat failed: {e:#}; will retry"));
+            log::warn(&format!("heartbeat failed: {e:#}; will retry"));
         }
         if state.binding().is_none() {
             backoff = (backoff * 2).min(Duration::from_secs(30));

@@ -36,7 +36,7 @@ pub struct ServerState {
 }
 
 fn log(msg: &str) {
-    eprintln!("[orchestrator] {msg}");
+    crate::core::log::info(msg);
 }
 
 impl ServerState {
@@ -362,7 +362,7 @@ impl ServerState {
             // process, and the next server or hook picks the row up.
             if let Some(b) = self.binding() {
                 if let Err(e) = self.store().release_server(b.id.as_str(), &self.token) {
-                    log(&format!("could not hand the row back on exit: {e:#}"));
+                    crate::core::log::warn(&format!("could not hand the row back on exit: {e:#}"));
                 }
                 log(&format!(
                     "agent process still runs; session SA-{} stays registered",
@@ -376,7 +376,7 @@ impl ServerState {
             match self.store().end_if_owned(b.id.as_str(), &self.token, &how) {
                 Ok(true) => log(&format!("session SA-{} ended; row removed", b.id.id8())),
                 Ok(false) => {}
-                Err(e) => log(&format!("could not remove row on exit: {e:#}")),
+                Err(e) => crate::core::log::warn(&format!("could not remove row on exit: {e:#}")),
             }
         }
         if let Some(a) = self.agent {

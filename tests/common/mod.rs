@@ -138,6 +138,8 @@ impl Project {
     }
 
     fn spawn_server(&self, mut c: Command, env: &[(&str, &str)]) -> Agent {
+        // Tests read serve's ordinary lines (bound, rebound, shutting down) on stderr.
+        c.env("ORCHESTRATOR_LOG", "info");
         c.arg("serve")
             .process_group(0)
             .stdin(Stdio::piped())
