@@ -61,7 +61,7 @@ impl Store {
     }
 
     fn from_connection(conn: Connection) -> Result<Self> {
-        conn.busy_timeout(busy_timeout())?;
+        conn.busy_handler(Some(busy_wait))?;
         // WAL persists in the file, so only the creator switches it. Switching (and the
         // first migration) can meet SQLITE_BUSY without the busy handler being invoked
         // when many processes create the database at once: retry those by hand.
@@ -104,6 +104,35 @@ impl Store {
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
+}
+
+/// SQLite's busy handler: may the `attempt`-th retry (0-based) of a lock go ahead, after
+/// a sleep? Waits in short steps (0.1, 0.2, 0.4, 0.8, 1.6 ms, then 2 ms) until the busy
+/// timeout is spent. SQLite's own `busy_timeout` sleeps 1, 2, 5, 10, 15, 20, 25 ms: a hook
+/// that meets a sibling's 0.3 ms write would wait 1 ms, and one that meets a longer write
+/// (`serve`'s startup hygiene, beside the SessionStart hook) could oversleep its end by
+/// up to 25 ms.
+fn busy_wait(attempt: i32) -> bool {
+    let n = attempt.max(0) as u64;
+    if busy_slept_before(n) >= busy_timeout() {
+        return false;
+    }
+    std::thread::sleep(busy_step(n));
+    true
+}
+
+/// The sleep before retry `n`.
+fn busy_step(n: u64) -> Duration {
+    Duration::from_micros(if n < 5 { 100 << n } else { 2000 })
+}
+
+/// The total slept before retry `n` (closed form of the sum of [`busy_step`]).
+fn busy_slept_before(n: u64) -> Duration {
+    Duration::from_micros(if n <= 5 {
+        100 * ((1 << n) - 1)
+    } else {
+        3100 + 2000 * (n - 5)
+    })
 }
 
 /// Retries `f` while SQLite reports the database busy or locked, up to the busy timeout.
@@ -171,4 +200,25 @@ fn names_a_state_path(msg: &str, db: &Path) -> bool {
 /// Wraps a store error the same way for operations after open.
 pub fn describe(e: anyhow::Error, paths: &ProjectPaths) -> anyhow::Error {
     explain(e, &paths.db_path())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_steps_are_short_and_sum_to_the_closed_form() {
+        let mut sum = Duration::ZERO;
+        for n in 0..50u64 {
+            assert_eq!(busy_slept_before(n), sum, "before retry {n}");
+            assert!(busy_step(n) <= Duration::from_millis(2));
+            sum += busy_step(n);
+        }
+        assert_eq!(busy_step(0), Duration::from_micros(100));
+        // The default 5 s timeout gives up after about 2,500 short retries.
+        let last = (0..10_000u64)
+            .find(|&n| busy_slept_before(n) >= BUSY_TIMEOUT)
+            .expect("ends");
+        assert!((2_400..2_600).contains(&last), "{last}");
+    }
 }
