@@ -16,3 +16,4 @@ pub mod roles;
 pub mod roster;
 pub mod shell;
 pub mod store;
+pub mod text;

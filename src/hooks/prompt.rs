@@ -59,6 +59,6 @@ pub fn submit(ctx: &mut Ctx) -> Result<Envelope> {
             hints.join("\n")
         ));
     }
-    env.push(ctx.due_messages()?);
+    ctx.deliver_due(&mut env)?;
     Ok(env)
 }

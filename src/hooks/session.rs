@@ -95,7 +95,7 @@ pub fn start(ctx: &mut Ctx) -> Result<Envelope> {
     }
     ctx.store
         .set_roster_hash(ctx.id.as_str(), &render::roster_fingerprint(&sibs))?;
-    env.push(ctx.due_messages()?);
+    ctx.deliver_due(&mut env)?;
     Ok(env)
 }
 

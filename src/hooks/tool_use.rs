@@ -133,6 +133,6 @@ pub fn post(ctx: &mut Ctx) -> Result<Envelope> {
     } else {
         ctx.store.heartbeat(ctx.id.as_str())?;
     }
-    env.push(ctx.due_messages()?);
+    ctx.deliver_due(&mut env)?;
     Ok(env)
 }
