@@ -5,6 +5,7 @@ use crate::core::identity::SystemProbe;
 use crate::core::liveness::{self, Policy};
 use crate::core::store::sessions::EndedSession;
 use crate::core::store::{SessionRow, Store};
+use crate::core::text::{self, inline};
 use crate::core::{clock, ledger, roster};
 use anyhow::Result;
 use std::io::IsTerminal;
@@ -124,18 +125,19 @@ fn files_cell(e: &Entry) -> String {
         .files
         .iter()
         .map(|f| {
-            if e.uncommitted_files.contains(f) {
-                format!("{f}*")
+            let star = if e.uncommitted_files.contains(f) {
+                "*"
             } else {
-                f.clone()
-            }
+                ""
+            };
+            format!("{}{star}", inline(f, text::PATH))
         })
         .collect();
     v.extend(
         e.uncommitted_files
             .iter()
             .filter(|f| !e.files.contains(f))
-            .map(|f| format!("{f}*")),
+            .map(|f| format!("{}*", inline(f, text::PATH))),
     );
     if v.is_empty() {
         "-".into()
@@ -154,16 +156,6 @@ fn activity(r: &SessionRow, now: i64) -> String {
     }
 }
 
-fn cut(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(n - 1).collect();
-        t.push('…');
-        t
-    }
-}
-
 /// The table as text; `color` adds ANSI bold for live ids and dim for gone rows.
 pub fn render_table(entries: &[Entry], color: bool) -> String {
     if entries.is_empty() {
@@ -176,11 +168,11 @@ pub fn render_table(entries: &[Entry], color: bool) -> String {
     for e in entries {
         let line = format!(
             "{:<11} {:<10} {:<11} {:<30} {:<12} {:<7} {:<7} {:<4} {}",
-            format!("SA-{}", e.id8),
-            cut(e.name.as_deref().unwrap_or("-"), 10),
-            e.role,
-            cut(e.current_task.as_deref().unwrap_or("-"), 30),
-            cut(&e.state, if e.live { 12 } else { 80 }),
+            format!("SA-{}", text::id8(&e.id8)),
+            inline(e.name.as_deref().unwrap_or("-"), 10),
+            inline(&e.role, 11),
+            inline(e.current_task.as_deref().unwrap_or("-"), 30),
+            inline(&e.state, if e.live { 12 } else { 80 }),
             e.seen_ms.map(clock::age).unwrap_or_else(|| "-".into()),
             e.agent_pid
                 .map(|p| p.to_string())
