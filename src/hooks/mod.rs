@@ -190,3 +190,26 @@ pub fn live_snapshot(ctx: &Ctx) -> Result<crate::core::roster::Snapshot> {
 pub fn snapshot(ctx: &Ctx) -> Result<crate::core::roster::Snapshot> {
     crate::core::roster::Snapshot::load(&ctx.store, &SystemProbe, ctx.policy)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_a_one_line_error() {
+        let r: Result<()> = guarded(|| panic!("boom\nsecond line {}", 7));
+        let e = format!("{:#}", r.expect_err("caught"));
+        assert!(e.contains("internal error (boom"), "{e}");
+        assert!(guarded(|| Ok(5)).is_ok_and(|v| v == 5));
+        assert!(guarded::<()>(|| bail!("plain")).is_err());
+    }
+
+    #[test]
+    fn release_builds_unwind_so_panics_are_caught() {
+        let manifest = include_str!("../../Cargo.toml");
+        assert!(
+            !manifest.contains("panic = \"abort\""),
+            "panic = \"abort\" would kill a hook by SIGABRT"
+        );
+    }
+}

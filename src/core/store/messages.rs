@@ -486,3 +486,76 @@ impl Store {
         Ok(rows)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store_with_mail(n: usize) -> Store {
+        let mut s = Store::open_in_memory().expect("store");
+        for k in 0..n {
+            s.send_message(
+                &Sender::human(),
+                "@SA-r",
+                &format!("m{k}"),
+                None,
+                &["r".into()],
+            )
+            .expect("send");
+        }
+        s.add_notice("r", "a notice").expect("notice");
+        s
+    }
+
+    fn take(s: &mut Store) -> Due {
+        s.take_due("r", true, usize::MAX, |_| 1).expect("take")
+    }
+
+    fn state(s: &Store, id: i64) -> String {
+        s.inbox("r", false, 100)
+            .expect("inbox")
+            .into_iter()
+            .find(|m| m.id == id)
+            .map(|m| m.state)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn leased_mail_goes_to_one_answer_and_is_in_context_only_once_confirmed() {
+        let mut s = store_with_mail(3);
+        let first = take(&mut s);
+        assert_eq!((first.messages.len(), first.notices.len()), (3, 1));
+        // A racing answer gets nothing while the lease holds.
+        let second = take(&mut s);
+        assert!(second.messages.is_empty() && second.notices.is_empty());
+        assert_eq!(state(&s, 1), "queued");
+        s.confirm(&first.lease, "hook").expect("confirm");
+        assert_eq!(state(&s, 1), "in_context");
+        assert!(!s.has_due("r", true).expect("due"));
+    }
+
+    #[test]
+    fn a_released_or_lapsed_lease_is_due_again() {
+        let mut s = store_with_mail(2);
+        let first = take(&mut s);
+        s.release(&first.lease).expect("release");
+        let mut again = take(&mut s);
+        assert_eq!((again.messages.len(), again.notices.len()), (2, 1));
+        // The writer died: its lease lapses (moved back in time, stamp and rows).
+        again.lease.stamp -= LEASE_MS + 1;
+        s.conn
+            .execute_batch(&format!(
+                "UPDATE deliveries SET in_context_at_ms = in_context_at_ms - {LEASE_MS} - 1;
+                 UPDATE notices SET delivered_at_ms = delivered_at_ms + {LEASE_MS} + 1;"
+            ))
+            .expect("age the lease");
+        let third = take(&mut s);
+        assert_eq!((third.messages.len(), third.notices.len()), (2, 1));
+        // The first holder's late confirm does not touch the new lease's rows.
+        s.confirm(&again.lease, "hook").expect("late confirm");
+        assert_eq!(state(&s, 1), "queued");
+        s.confirm(&third.lease, "hook").expect("confirm");
+        assert_eq!(state(&s, 1), "in_context");
+        assert!(!s.has_due("r", true).expect("due"));
+    }
+}
