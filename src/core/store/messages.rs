@@ -18,7 +18,8 @@ use anyhow::Result;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 /// How long what a lease took stays withheld from other answers: far longer than writing
-/// an answer takes, short enough that a killed hook's mail reaches a later turn.
+/// an answer takes (and than the busy timeout its confirm may wait), short enough that a
+/// killed hook's mail reaches a later turn.
 pub const LEASE_MS: i64 = 10_000;
 
 /// What one answer took and has not yet confirmed as written.
