@@ -497,3 +497,42 @@ fn hooks_killed_or_unread_mid_delivery_lose_no_message() {
         "only a hook killed after writing may cause a repeat: {twice:?}"
     );
 }
+
+#[test]
+fn a_pushed_message_is_in_context_once_sent_and_not_injected_again() {
+    let p = Project::new();
+    let rid = "pushed00-rrrr";
+    let mut r = p.agent_with_server(&[
+        ("CLAUDE_CODE_SESSION_ID", rid),
+        ("ORCHESTRATOR_CHANNEL", "on"),
+    ]);
+    r.initialize();
+    assert!(wait_until(Duration::from_secs(10), || live_ids(&p)
+        .contains(&rid.to_string())));
+    let out = p.run(&["send", "@SA-pushed00", "live news"]);
+    assert!(out.status.success(), "{out:?}");
+    let n = r
+        .wait_notification("notifications/claude/channel", Duration::from_secs(20))
+        .expect("pushed");
+    let content = n["params"]["content"].as_str().unwrap_or_default();
+    assert!(content.contains("│ live news"), "{n}");
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let db = p.state_dir().join("agent-channel/agent_channel.db");
+            rusqlite::Connection::open(db)
+                .and_then(|c| {
+                    c.query_row("SELECT state || '/' || via FROM deliveries", [], |r| {
+                        r.get::<_, String>(0)
+                    })
+                })
+                .is_ok_and(|s| s == "in_context/channel")
+        }),
+        "confirmed as pushed"
+    );
+    let out = p.hook(
+        "UserPromptSubmit",
+        &payload(rid, json!({"prompt": "x"})),
+        &[("CLAUDE_PID", r.pid.to_string())],
+    );
+    assert!(!context(&out).contains("live news"), "{out:?}");
+}
