@@ -5,7 +5,7 @@
 
 use super::state::ServerState;
 use crate::core::fswatch::DirWatch;
-use crate::core::mailbox;
+use crate::core::{mailbox, text};
 use rmcp::model::{CustomNotification, ServerNotification};
 use rmcp::{Peer, RoleServer};
 use std::sync::Arc;
@@ -100,13 +100,11 @@ async fn deliver(state: &ServerState, peer: &Peer<RoleServer>) -> bool {
     };
     for (i, m) in taken.iter().enumerate() {
         let mut meta = serde_json::Map::new();
-        let s = |v: &str| serde_json::Value::String(v.to_string());
+        // The client shows meta beside the content: the same choke point applies.
+        let s = |v: &str| serde_json::Value::String(text::inline(v, 128).into_owned());
         meta.insert("message_id".into(), s(&m.id.to_string()));
         meta.insert("from_id".into(), s(&m.sender_id));
-        meta.insert(
-            "from_id8".into(),
-            s(crate::core::identity::session_id::id8(&m.sender_id)),
-        );
+        meta.insert("from_id8".into(), s(&text::id8(&m.sender_id)));
         meta.insert(
             "from_name".into(),
             s(m.sender_name.as_deref().unwrap_or("")),
