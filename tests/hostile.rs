@@ -205,6 +205,10 @@ fn hook_bytes(p: &Project, event: &str, input: &[u8], what: &str) -> Output {
         );
         let v: Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
         assert!(v.is_object(), "{ctx}");
+        let said = &v["hookSpecificOutput"];
+        for key in ["additionalContext", "permissionDecisionReason"] {
+            assert_clean(&ctx, said[key].as_str().unwrap_or_default());
+        }
     }
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.lines().count() <= 1, "{ctx}");
