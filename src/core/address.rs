@@ -4,6 +4,7 @@
 
 use crate::core::identity::SessionId;
 use crate::core::store::SessionRow;
+use crate::core::text::{self, inline};
 
 /// One parsed address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,9 +93,12 @@ fn who(rows: &[&SessionRow]) -> String {
     }
     let list: Vec<String> = rows
         .iter()
-        .map(|r| match r.name.as_deref() {
-            Some(n) => format!("@SA-{} ({n}, {})", r.id8, r.role),
-            None => format!("@SA-{} ({})", r.id8, r.role),
+        .map(|r| {
+            let (id8, role) = (text::id8(&r.id8), inline(&r.role, text::NAME));
+            match r.name.as_deref() {
+                Some(n) => format!("@SA-{id8} ({}, {role})", inline(n, text::NAME)),
+                None => format!("@SA-{id8} ({role})"),
+            }
         })
         .collect();
     format!("live: {}", list.join(", "))
@@ -203,7 +207,7 @@ pub fn resolve(
                                 return Err(format!(
                                     "@SA-{p} is ambiguous among known sessions: {}",
                                     many.iter()
-                                        .map(|s| s.as_str())
+                                        .map(|s| inline(s, 128))
                                         .collect::<Vec<_>>()
                                         .join(", ")
                                 ))
@@ -214,7 +218,7 @@ pub fn resolve(
                         return Err(format!(
                             "@SA-{p} is ambiguous: it matches {}; use more characters",
                             many.iter()
-                                .map(|r| format!("@SA-{}", r.session_id))
+                                .map(|r| format!("@SA-{}", inline(&r.session_id, 128)))
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         ))

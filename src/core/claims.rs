@@ -6,7 +6,8 @@ use crate::core::identity::session_id::id8;
 use crate::core::paths;
 use crate::core::store::claims::Claim;
 use crate::core::store::{SessionRow, Store};
-use crate::core::{clock, liveness::Caller};
+use crate::core::text::{self, inline};
+use crate::core::{clock, liveness::Caller, render};
 use anyhow::Result;
 use std::path::Path;
 
@@ -210,11 +211,12 @@ pub fn claim(
             if matches(&c.pattern, p) || matches(p, &c.pattern) {
                 let kind = if c.exclusive { "exclusive" } else { "shared" };
                 return Ok(Err(format!(
-                    "{p} overlaps the {kind} claim {} held by live session SA-{}{}: ask them (send_message to @SA-{})",
-                    c.pattern,
-                    id8(&c.session_id),
-                    c.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default(),
-                    id8(&c.session_id)
+                    "{} overlaps the {kind} claim {} held by live session SA-{}{}: ask them (send_message to @SA-{})",
+                    inline(p, text::PATH),
+                    inline(&c.pattern, text::PATH),
+                    text::id8(&c.session_id),
+                    why(c, " (", ")"),
+                    text::id8(&c.session_id)
                 )));
             }
         }
@@ -266,11 +268,19 @@ pub fn release(
     Ok(Ok(released))
 }
 
+/// A claim's reason as text shows it, between `pre` and `post`; empty when it has none.
+pub fn why(c: &Claim, pre: &str, post: &str) -> String {
+    c.reason
+        .as_deref()
+        .map(|r| format!("{pre}{}{post}", inline(r, text::REASON)))
+        .unwrap_or_default()
+}
+
 /// One line per claim for people and agents.
 pub fn describe(c: &Claim, holder: Option<&SessionRow>, now_ms: i64) -> String {
     let who = match holder {
-        Some(h) => format!("SA-{} ({})", h.id8, h.name.as_deref().unwrap_or(&h.role)),
-        None => format!("SA-{} (not live)", id8(&c.session_id)),
+        Some(h) => format!("{} ({})", render::handle(h), render::called(h)),
+        None => format!("SA-{} (not live)", text::id8(&c.session_id)),
     };
     format!(
         "{} {} by {who}{}{}",
@@ -279,11 +289,8 @@ pub fn describe(c: &Claim, holder: Option<&SessionRow>, now_ms: i64) -> String {
         } else {
             "shared   "
         },
-        c.pattern,
-        c.reason
-            .as_deref()
-            .map(|r| format!(" — {r}"))
-            .unwrap_or_default(),
+        inline(&c.pattern, text::PATH),
+        why(c, " — ", ""),
         c.expires_at_ms
             .map(|t| format!(" (ttl: {} left)", clock::age(t - now_ms)))
             .unwrap_or_default()

@@ -19,3 +19,4 @@ pub mod roster;
 pub mod settings;
 pub mod shell;
 pub mod store;
+pub mod text;

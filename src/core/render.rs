@@ -2,6 +2,7 @@
 
 use crate::core::clock;
 use crate::core::store::SessionRow;
+use crate::core::text::{self, inline};
 
 /// Siblings listed in full before the block says how many more there are.
 pub const MAX_SHOWN: usize = 8;
@@ -17,36 +18,46 @@ pub struct SiblingView<'a> {
 
 /// `SA-1a2b3c4d` — how a session is addressed and named in text.
 pub fn handle(row: &SessionRow) -> String {
-    format!("SA-{}", row.id8)
+    format!("SA-{}", text::id8(&row.id8))
 }
 
-fn clip(s: &str, n: usize) -> String {
-    let flat: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if flat.chars().count() <= n {
-        flat
-    } else {
-        let mut t: String = flat.chars().take(n.saturating_sub(1)).collect();
-        t.push('…');
-        t
-    }
+/// How a session is called in text: its name, else its role.
+pub fn called(row: &SessionRow) -> String {
+    inline(row.name.as_deref().unwrap_or(&row.role), text::NAME).into_owned()
+}
+
+/// A sibling's task as text shows it.
+pub fn task(row: &SessionRow) -> String {
+    inline(
+        row.current_task.as_deref().unwrap_or("(no task set)"),
+        text::TASK,
+    )
+    .into_owned()
+}
+
+/// Paths as text shows them, comma-separated.
+pub fn paths<S: AsRef<str>>(paths: &[S]) -> String {
+    paths
+        .iter()
+        .map(|p| inline(p.as_ref(), text::PATH))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One roster line: handle, name, role, task, turn state, last seen, files.
 pub fn session_line(row: &SessionRow, files: &[String], now_ms: i64) -> String {
     let mut s = format!("- {}", handle(row));
     if let Some(n) = row.name.as_deref().filter(|n| !n.is_empty()) {
-        s.push_str(&format!(" \"{}\"", clip(n, 40)));
+        s.push_str(&format!(" \"{}\"", inline(n, text::NAME)));
     }
-    s.push_str(&format!(" ({})", row.role));
+    s.push_str(&format!(" ({})", inline(&row.role, text::NAME)));
     match row.current_task.as_deref().filter(|t| !t.is_empty()) {
-        Some(t) => s.push_str(&format!(" — {}", clip(t, TASK_CHARS))),
+        Some(t) => s.push_str(&format!(" — {}", inline(t, TASK_CHARS))),
         None => s.push_str(" — (no task set)"),
     }
     if let (Some(a), Some(since)) = (row.activity.as_deref(), row.activity_since.as_deref()) {
         if let Some(ms) = clock::parse_iso(since) {
+            let a = inline(a, text::NAME);
             s.push_str(&format!(" · {a} {}", clock::age(now_ms - ms)));
         }
     }
@@ -55,8 +66,8 @@ pub fn session_line(row: &SessionRow, files: &[String], now_ms: i64) -> String {
         clock::age(now_ms - row.heartbeat_ms())
     ));
     if !files.is_empty() {
-        let shown: Vec<&str> = files.iter().take(5).map(String::as_str).collect();
-        s.push_str(&format!(" · files: {}", shown.join(", ")));
+        let shown = &files[..files.len().min(5)];
+        s.push_str(&format!(" · files: {}", paths(shown)));
         if files.len() > shown.len() {
             s.push_str(&format!(" (+{})", files.len() - shown.len()));
         }

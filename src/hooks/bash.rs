@@ -4,6 +4,7 @@
 
 use super::{live_snapshot, Ctx, Envelope};
 use crate::core::ledger::{self, TreeState};
+use crate::core::text::{self, inline};
 use crate::core::{claims, hazards, render, shell};
 use anyhow::Result;
 
@@ -63,8 +64,8 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
             affected.push(format!(
                 "{} ({}) has uncommitted changes in {}",
                 render::handle(s.row),
-                s.row.current_task.as_deref().unwrap_or("no task set"),
-                mine.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+                render::task(s.row),
+                render::paths(&mine[..mine.len().min(5)])
             ));
         }
     }
@@ -182,24 +183,23 @@ pub fn post(ctx: &mut Ctx, env: &mut Envelope) -> Result<()> {
             .into_iter()
             .find(|(c, _)| c.exclusive)
         {
+            let (p, pattern) = (inline(p, text::PATH), inline(&c.pattern, text::PATH));
             env.push(format!(
-                "[orchestrator] your command changed {p}, which is under an exclusive claim ({}) by {}: tell them (send_message to @SA-{}).",
-                c.pattern,
+                "[orchestrator] your command changed {p}, which is under an exclusive claim ({pattern}) by {}: tell them (send_message to @{}).",
                 render::handle(holder),
-                holder.id8
+                render::handle(holder)
             ));
             ctx.store.add_notice(
                 &holder.session_id,
                 &format!(
-                    "SA-{} changed {p} (under your exclusive claim {}) through a shell command.",
+                    "SA-{} changed {p} (under your exclusive claim {pattern}) through a shell command.",
                     ctx.id.id8(),
-                    c.pattern
                 ),
             )?;
         }
     }
     if moved {
-        let cmd: String = command(ctx).chars().take(120).collect();
+        let cmd = inline(command(ctx), 120);
         // HEAD is per worktree: only siblings in this one had it moved under them.
         let here = ctx.paths.worktree.as_ref().map(|w| w.label());
         for s in snap
@@ -212,8 +212,8 @@ pub fn post(ctx: &mut Ctx, env: &mut Envelope) -> Result<()> {
                 &format!(
                     "SA-{} ran `{cmd}` in the shared checkout: HEAD moved from {} to {}. Re-read files you had open.",
                     ctx.id.id8(),
-                    before.head.as_deref().unwrap_or("?"),
-                    after.head.as_deref().unwrap_or("?")
+                    inline(before.head.as_deref().unwrap_or("?"), 64),
+                    inline(after.head.as_deref().unwrap_or("?"), 64)
                 ),
             )?;
         }

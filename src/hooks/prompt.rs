@@ -2,6 +2,7 @@
 
 use super::{overlap, snapshot, Ctx, Envelope};
 use crate::core::render;
+use crate::core::text::{self, inline};
 use anyhow::Result;
 
 pub fn submit(ctx: &mut Ctx) -> Result<Envelope> {
@@ -33,12 +34,13 @@ pub fn submit(ctx: &mut Ctx) -> Result<Envelope> {
             let shared = overlap::shared_words(prompt, task);
             if !shared.is_empty() {
                 hints.push(format!(
-                    "- your prompt mentions {} — {handle} is working on: {task}",
+                    "- your prompt mentions {} — {handle} is working on: {}",
                     shared
                         .iter()
-                        .map(|w| format!("'{w}'"))
+                        .map(|w| format!("'{}'", inline(w, text::NAME)))
                         .collect::<Vec<_>>()
-                        .join(", ")
+                        .join(", "),
+                    inline(task, text::TASK)
                 ));
             }
         }
@@ -46,10 +48,7 @@ pub fn submit(ctx: &mut Ctx) -> Result<Envelope> {
         if !both.is_empty() {
             hints.push(format!(
                 "- you and {handle} both touched: {}",
-                both.iter()
-                    .map(|f| f.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                render::paths(&both)
             ));
         }
     }
@@ -59,6 +58,6 @@ pub fn submit(ctx: &mut Ctx) -> Result<Envelope> {
             hints.join("\n")
         ));
     }
-    env.push(ctx.due_messages()?);
+    ctx.deliver_due(&mut env)?;
     Ok(env)
 }

@@ -4,6 +4,7 @@ use super::{snapshot, Ctx, Envelope};
 use crate::core::identity::SystemProbe;
 use crate::core::identity::{anchor, profile::EnvProfile, Evidence};
 use crate::core::store::{Registered, Registration};
+use crate::core::text::{self, inline};
 use crate::core::{render, roles};
 use anyhow::Result;
 
@@ -51,9 +52,9 @@ pub fn start(ctx: &mut Ctx) -> Result<Envelope> {
         ctx.id
     );
     if let Some(me) = me.as_ref() {
-        intro.push_str(&format!(", role {}", me.role));
+        intro.push_str(&format!(", role {}", inline(&me.role, text::NAME)));
         if let Some(n) = me.name.as_deref() {
-            intro.push_str(&format!(", name \"{n}\""));
+            intro.push_str(&format!(", name \"{}\"", inline(n, text::NAME)));
         }
     }
     intro.push_str(". Siblings address you as @SA-");
@@ -67,7 +68,8 @@ pub fn start(ctx: &mut Ctx) -> Result<Envelope> {
     if compact {
         if let Some(t) = me.as_ref().and_then(|m| m.current_task.as_deref()) {
             env.push(format!(
-                "[orchestrator] your task (set before compaction): {t}"
+                "[orchestrator] your task (set before compaction): {}",
+                inline(t, text::TASK)
             ));
         }
     }
@@ -77,13 +79,7 @@ pub fn start(ctx: &mut Ctx) -> Result<Envelope> {
             .inbox(ctx.id.as_str(), true, 20)?
             .into_iter()
             .filter(|m| m.state == "in_context")
-            .map(|m| {
-                format!(
-                    "#{} from SA-{}",
-                    m.id,
-                    crate::core::identity::session_id::id8(&m.sender_id)
-                )
-            })
+            .map(|m| format!("#{} from SA-{}", m.id, text::id8(&m.sender_id)))
             .collect();
         if !seen.is_empty() {
             env.push(format!(
@@ -99,7 +95,7 @@ pub fn start(ctx: &mut Ctx) -> Result<Envelope> {
     }
     ctx.store
         .set_roster_hash(ctx.id.as_str(), &render::roster_fingerprint(&sibs))?;
-    env.push(ctx.due_messages()?);
+    ctx.deliver_due(&mut env)?;
     Ok(env)
 }
 
@@ -111,18 +107,10 @@ pub fn stop(ctx: &mut Ctx) -> Result<Envelope> {
 
 /// Best effort: the client may kill this hook; the reaper is the real cleanup.
 pub fn end(ctx: &mut Ctx) -> Result<Envelope> {
-    let reason: String = ctx
-        .input
-        .reason
-        .as_deref()
-        .unwrap_or("other")
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(40)
-        .collect();
+    let reason = inline(ctx.input.reason.as_deref().unwrap_or("other"), 40);
     // `/clear` and `/resume` end a conversation, not the agent: the SessionStart that
     // follows moves this row, with its name, role, claims and queued mail, to the new id.
-    if ctx.agent.is_some() && matches!(reason.as_str(), "clear" | "resume") {
+    if ctx.agent.is_some() && matches!(&*reason, "clear" | "resume") {
         return Ok(Envelope::default());
     }
     ctx.store.end(
@@ -159,7 +147,7 @@ fn carried_line(reg: &Registered) -> Option<String> {
     };
     Some(format!(
         "[orchestrator] this terminal was SA-{} before; you took over {what}{}.",
-        crate::core::identity::session_id::id8(from),
+        text::id8(from),
         if c.claims > 0 {
             " (the `claims` tool lists them; `release` what you no longer need)"
         } else {

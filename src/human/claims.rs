@@ -6,7 +6,8 @@ use crate::core::identity::{process, trust, Evidence, SessionId, SystemProbe};
 use crate::core::liveness::{self, Caller, Policy};
 use crate::core::paths::ProjectPaths;
 use crate::core::store::Store;
-use crate::core::{claims, clock, roster};
+use crate::core::text::{self, inline};
+use crate::core::{claims, clock, render, roster};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::process::Command;
@@ -100,8 +101,8 @@ pub fn claim(
             println!(
                 "{} claim for SA-{} on {}",
                 if exclusive { "exclusive" } else { "shared" },
-                &me[..me.len().min(8)],
-                p.join(", ")
+                text::id8(&me),
+                render::paths(&p)
             );
             Ok(0)
         }
@@ -114,7 +115,7 @@ pub fn release(session: Option<&str>, paths_in: &[String]) -> Result<i32> {
     let me = resolve_session(&store, &paths, session)?;
     match claims::release(&store, &me, &paths.root, &cwd(), paths_in)? {
         Ok(r) if r.is_empty() => println!("no claims held"),
-        Ok(r) => println!("released: {}", r.join(", ")),
+        Ok(r) => println!("released: {}", render::paths(&r)),
         Err(e) => bail!("{e}"),
     }
     Ok(0)
@@ -214,10 +215,11 @@ pub fn guard_pre_commit() -> Result<i32> {
             .find(|(c, _)| c.exclusive)
         {
             blocked.push(format!(
-                "{p} (exclusive claim {} by SA-{}, {})",
-                c.pattern,
-                h.id8,
-                h.current_task.as_deref().unwrap_or("no task set")
+                "{} (exclusive claim {} by {}, {})",
+                inline(p, text::PATH),
+                inline(&c.pattern, text::PATH),
+                render::handle(h),
+                render::task(h)
             ));
         }
     }

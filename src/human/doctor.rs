@@ -13,6 +13,7 @@ use crate::core::private_fs;
 use crate::core::settings;
 use crate::core::store::repair::{self, Diagnosis};
 use crate::core::store::Store;
+use crate::core::text;
 use anyhow::Result;
 use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
@@ -464,9 +465,10 @@ pub fn render(findings: &[Finding]) -> String {
             Level::Info => "info",
             Level::Problem => "FAIL",
         };
-        let _ = writeln!(s, "{tag} {}", x.what);
+        // Findings quote names, patterns and file names other sessions wrote.
+        let _ = writeln!(s, "{tag} {}", text::inline(&x.what, text::LINE));
         if let Some(fix) = &x.fix {
-            let _ = writeln!(s, "     fix: {fix}");
+            let _ = writeln!(s, "     fix: {}", text::inline(fix, text::LINE));
         }
     }
     let problems = findings

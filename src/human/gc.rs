@@ -2,6 +2,7 @@
 
 use crate::core::hygiene;
 use crate::core::identity::SystemProbe;
+use crate::core::text;
 use anyhow::Result;
 use std::io::IsTerminal;
 
@@ -29,8 +30,9 @@ pub fn run(dry_run: bool, json: bool) -> Result<i32> {
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
         println!(
-            "{} {name}: {}",
+            "{} {}: {}",
             if dry_run { "would remove" } else { "removed" },
+            text::inline(&name, text::PATH),
             r.reason
         );
     }
@@ -38,7 +40,7 @@ pub fn run(dry_run: bool, json: bool) -> Result<i32> {
         println!(
             "{} session row SA-{}: agent process is dead or silent for a day",
             if dry_run { "would remove" } else { "removed" },
-            crate::core::identity::session_id::id8(id)
+            text::id8(id)
         );
     }
     let p = report.pruned;

@@ -5,6 +5,7 @@ use crate::core::identity::SystemProbe;
 use crate::core::liveness::{self, Policy};
 use crate::core::store::sessions::EndedSession;
 use crate::core::store::{SessionRow, Store};
+use crate::core::text::{self, inline};
 use crate::core::{clock, ledger, roster};
 use anyhow::Result;
 use std::io::IsTerminal;
@@ -131,18 +132,19 @@ fn files_cell(e: &Entry) -> String {
         .files
         .iter()
         .map(|f| {
-            if e.uncommitted_files.contains(f) {
-                format!("{f}*")
+            let star = if e.uncommitted_files.contains(f) {
+                "*"
             } else {
-                f.clone()
-            }
+                ""
+            };
+            format!("{}{star}", inline(f, text::PATH))
         })
         .collect();
     v.extend(
         e.uncommitted_files
             .iter()
             .filter(|f| !e.files.contains(f))
-            .map(|f| format!("{f}*")),
+            .map(|f| format!("{}*", inline(f, text::PATH))),
     );
     if v.is_empty() {
         "-".into()
@@ -158,16 +160,6 @@ fn activity(r: &SessionRow, now: i64) -> String {
     ) {
         (Some(a), Some(t)) => format!("{a} {}", clock::age(now - t)),
         _ => "-".into(),
-    }
-}
-
-fn cut(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(n - 1).collect();
-        t.push('…');
-        t
     }
 }
 
@@ -191,7 +183,7 @@ pub fn render_table(entries: &[Entry], color: bool) -> String {
     let show_place = places.iter().any(|p| p != &places[0]);
     let place_col = |p: &str| {
         if show_place {
-            format!("{:<24} ", cut(p, 24))
+            format!("{:<24} ", inline(p, 24))
         } else {
             String::new()
         }
@@ -211,12 +203,12 @@ pub fn render_table(entries: &[Entry], color: bool) -> String {
     for (e, p) in entries.iter().zip(&places) {
         let line = format!(
             "{:<11} {}{:<10} {:<11} {:<30} {:<12} {:<7} {:<7} {:<4} {}",
-            format!("SA-{}", e.id8),
+            format!("SA-{}", text::id8(&e.id8)),
             place_col(p),
-            cut(e.name.as_deref().unwrap_or("-"), 10),
-            e.role,
-            cut(e.current_task.as_deref().unwrap_or("-"), 30),
-            cut(&e.state, if e.live { 12 } else { 80 }),
+            inline(e.name.as_deref().unwrap_or("-"), 10),
+            inline(&e.role, 11),
+            inline(e.current_task.as_deref().unwrap_or("-"), 30),
+            inline(&e.state, if e.live { 12 } else { 80 }),
             e.seen_ms.map(clock::age).unwrap_or_else(|| "-".into()),
             e.agent_pid
                 .map(|p| p.to_string())

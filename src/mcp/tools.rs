@@ -233,7 +233,7 @@ impl Tools {
         Parameters(a): Parameters<TaskArgs>,
     ) -> Result<CallToolResult, McpError> {
         let me = or_fail!(self.bound(a.session_id.as_deref()));
-        let task: String = a.task.chars().filter(|c| !c.is_control()).collect();
+        let task = crate::core::text::inline(&a.task, usize::MAX);
         let task = task.trim();
         if task.chars().count() > MAX_TASK_CHARS {
             return fail(format!(

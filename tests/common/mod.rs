@@ -278,6 +278,19 @@ impl Agent {
         }
     }
 
+    /// Waits for a notification named `method` from the server (responses are skipped).
+    pub fn wait_notification(&mut self, method: &str, timeout: Duration) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(v) = self.rx.recv_timeout(Duration::from_millis(100)) {
+                if v.get("method").and_then(Value::as_str) == Some(method) {
+                    return Some(v);
+                }
+            }
+        }
+        None
+    }
+
     pub fn close_stdin(&mut self) {
         self.stdin = None;
     }

@@ -623,7 +623,8 @@ fn carry_over(tx: &rusqlite::Transaction<'_>, old: &str, new: &str) -> Result<Ca
         params![old, new],
     )?;
     let notices = tx.execute(
-        "UPDATE notices SET session_id=?2 WHERE session_id=?1 AND delivered_at_ms IS NULL",
+        // Pending notices, leased ones too (a lease is a negative stamp; see messages.rs).
+        "UPDATE notices SET session_id=?2 WHERE session_id=?1 AND (delivered_at_ms IS NULL OR delivered_at_ms < 0)",
         params![old, new],
     )?;
     // The new id may already hold a pattern the old one held: keep one, drop the other.
