@@ -98,8 +98,20 @@ fn worktrees_of_one_repository_share_one_registry() {
         assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
         let ctx = context(&out);
         assert!(ctx.contains("SA-aaaaaaaa"), "B does not see A: {ctx}");
+        assert!(ctx.contains("in main · main checkout"), "{ctx}");
         (agent, env)
     };
+    // A's next turn shows B and where B works.
+    let out = p.hook(
+        "UserPromptSubmit",
+        &payload("aaaaaaaa-main", json!({"prompt": "go", "cwd": p.root})),
+        &a_env,
+    );
+    let ctx = context(&out);
+    assert!(
+        ctx.contains("SA-bbbbbbbb") && ctx.contains("in feat · .claude/worktrees/feat"),
+        "{ctx}"
+    );
     assert!(p.root.join(".orchestrator-state").is_dir());
     assert!(
         !feat.join(".orchestrator-state").exists(),

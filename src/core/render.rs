@@ -44,13 +44,32 @@ pub fn paths<S: AsRef<str>>(paths: &[S]) -> String {
         .join(", ")
 }
 
-/// One roster line: handle, name, role, task, turn state, last seen, files.
-pub fn session_line(row: &SessionRow, files: &[String], now_ms: i64) -> String {
+/// Where a session works, when that is not `here` (the reader's worktree):
+/// ` in feat · .claude/worktrees/feat`.
+pub fn place(row: &SessionRow, here: Option<&str>) -> String {
+    let Some(wt) = row.worktree.as_deref().filter(|w| Some(*w) != here) else {
+        return String::new();
+    };
+    let wt_text = if wt == "." {
+        "main checkout".into()
+    } else {
+        inline(wt, text::PATH)
+    };
+    match row.branch.as_deref() {
+        Some(b) => format!(" in {} · {wt_text}", inline(b, text::NAME)),
+        None => format!(" in {wt_text}"),
+    }
+}
+
+/// One roster line: handle, name, role, where (if elsewhere), task, turn state, last
+/// seen, files.
+pub fn session_line(row: &SessionRow, files: &[String], now_ms: i64, here: Option<&str>) -> String {
     let mut s = format!("- {}", handle(row));
     if let Some(n) = row.name.as_deref().filter(|n| !n.is_empty()) {
         s.push_str(&format!(" \"{}\"", inline(n, text::NAME)));
     }
     s.push_str(&format!(" ({})", inline(&row.role, text::NAME)));
+    s.push_str(&place(row, here));
     match row.current_task.as_deref().filter(|t| !t.is_empty()) {
         Some(t) => s.push_str(&format!(" — {}", inline(t, TASK_CHARS))),
         None => s.push_str(" — (no task set)"),
@@ -75,8 +94,9 @@ pub fn session_line(row: &SessionRow, files: &[String], now_ms: i64) -> String {
     s
 }
 
-/// The sibling block; empty when there are no siblings. Never truncates silently.
-pub fn sibling_block(siblings: &[SiblingView<'_>], now_ms: i64) -> String {
+/// The sibling block; empty when there are no siblings. Never truncates silently. `here`
+/// is the reader's worktree: siblings elsewhere say where they work.
+pub fn sibling_block(siblings: &[SiblingView<'_>], now_ms: i64, here: Option<&str>) -> String {
     let total = siblings.len();
     if total == 0 {
         return String::new();
@@ -91,7 +111,7 @@ pub fn sibling_block(siblings: &[SiblingView<'_>], now_ms: i64) -> String {
         format!("[orchestrator] {total} sibling {noun} active:\n")
     };
     for v in siblings.iter().take(MAX_SHOWN) {
-        out.push_str(&session_line(v.row, &v.files, now_ms));
+        out.push_str(&session_line(v.row, &v.files, now_ms, here));
         out.push('\n');
     }
     out
@@ -112,6 +132,8 @@ pub fn roster_fingerprint(siblings: &[SiblingView<'_>]) -> String {
         feed(v.row.name.as_deref().unwrap_or(""));
         feed(&v.row.role);
         feed(v.row.current_task.as_deref().unwrap_or(""));
+        feed(v.row.worktree.as_deref().unwrap_or(""));
+        feed(v.row.branch.as_deref().unwrap_or(""));
         for f in &v.files {
             feed(f);
         }

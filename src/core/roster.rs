@@ -67,6 +67,14 @@ impl Snapshot {
             .collect()
     }
 
+    /// The worktree `id` works in, as its live row says.
+    pub fn worktree_of(&self, id: &str) -> Option<&str> {
+        self.live
+            .iter()
+            .find(|r| r.session_id == id)
+            .and_then(|r| r.worktree.as_deref())
+    }
+
     pub fn files_of(&self, id: &str) -> &[String] {
         self.files.get(id).map(Vec::as_slice).unwrap_or(&[])
     }

@@ -20,7 +20,11 @@ pub fn submit(ctx: &mut Ctx) -> Result<Envelope> {
                 env.push("[orchestrator] no sibling sessions active any more.");
             }
         } else {
-            env.push(render::sibling_block(&sibs, snap.now_ms));
+            env.push(render::sibling_block(
+                &sibs,
+                snap.now_ms,
+                snap.worktree_of(ctx.id.as_str()),
+            ));
         }
         ctx.store.set_roster_hash(ctx.id.as_str(), &fp)?;
     }

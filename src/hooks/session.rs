@@ -91,7 +91,11 @@ pub fn start(ctx: &mut Ctx) -> Result<Envelope> {
     if sibs.is_empty() {
         env.push("[orchestrator] no sibling sessions active.");
     } else {
-        env.push(render::sibling_block(&sibs, snap.now_ms));
+        env.push(render::sibling_block(
+            &sibs,
+            snap.now_ms,
+            snap.worktree_of(ctx.id.as_str()),
+        ));
     }
     ctx.store
         .set_roster_hash(ctx.id.as_str(), &render::roster_fingerprint(&sibs))?;

@@ -214,13 +214,22 @@ impl Tools {
         let mut text = String::new();
         if let Some(row) = snap.live.iter().find(|r| r.session_id == me) {
             text.push_str("[orchestrator] you:\n");
-            text.push_str(&render::session_line(row, snap.files_of(&me), snap.now_ms));
+            text.push_str(&render::session_line(
+                row,
+                snap.files_of(&me),
+                snap.now_ms,
+                None,
+            ));
             text.push('\n');
         }
         if sibs.is_empty() {
             text.push_str("[orchestrator] no sibling sessions active.");
         } else {
-            text.push_str(&render::sibling_block(&sibs, snap.now_ms));
+            text.push_str(&render::sibling_block(
+                &sibs,
+                snap.now_ms,
+                snap.worktree_of(&me),
+            ));
         }
         ok(text)
     }
