@@ -47,6 +47,9 @@ fn rows(n: usize) -> Vec<SessionRow> {
                     k => format!(".claude/worktrees/w{k}"),
                 }),
                 branch: Some(format!("w{}", i % 5)),
+                prompt_gist: None,
+                prompt_gist_at_ms: None,
+                title: None,
             }
         })
         .collect()

@@ -257,6 +257,9 @@ mod tests {
             roster_hash: None,
             worktree: None,
             branch: None,
+            prompt_gist: None,
+            prompt_gist_at_ms: None,
+            title: None,
         }
     }
 

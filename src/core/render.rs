@@ -26,13 +26,50 @@ pub fn called(row: &SessionRow) -> String {
     inline(row.name.as_deref().unwrap_or(&row.role), text::NAME).into_owned()
 }
 
+/// How we know what a session is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DoingKind {
+    /// Set with `update_session_task` (always wins).
+    Task,
+    /// The title the client gave the session.
+    Title,
+    /// The gist of the person's latest prompt.
+    Prompt,
+}
+
+/// What `row` is doing, and how we know: its set task, else its title, else the gist of
+/// its latest prompt.
+pub fn doing(row: &SessionRow) -> Option<(DoingKind, &str)> {
+    fn set(s: &Option<String>) -> Option<&str> {
+        s.as_deref().filter(|t| !t.trim().is_empty())
+    }
+    set(&row.current_task)
+        .map(|t| (DoingKind::Task, t))
+        .or_else(|| set(&row.title).map(|t| (DoingKind::Title, t)))
+        .or_else(|| set(&row.prompt_gist).map(|t| (DoingKind::Prompt, t)))
+}
+
+/// [`doing`] as text: `parser rewrite`, `"fix login" (session title)`,
+/// `"split the parser" (latest prompt, 4 min ago)`, or `(no task set)`.
+pub fn doing_text(row: &SessionRow, now_ms: i64, max: usize) -> String {
+    match doing(row) {
+        Some((DoingKind::Task, t)) => inline(t, max).into_owned(),
+        Some((DoingKind::Title, t)) => format!("\"{}\" (session title)", inline(t, max)),
+        Some((DoingKind::Prompt, t)) => format!(
+            "\"{}\" (latest prompt{})",
+            inline(t, max),
+            row.prompt_gist_at_ms
+                .map(|at| format!(", {} ago", clock::age(now_ms - at)))
+                .unwrap_or_default()
+        ),
+        None => "(no task set)".into(),
+    }
+}
+
 /// A sibling's task as text shows it.
 pub fn task(row: &SessionRow) -> String {
-    inline(
-        row.current_task.as_deref().unwrap_or("(no task set)"),
-        text::TASK,
-    )
-    .into_owned()
+    doing_text(row, clock::now_ms(), text::TASK)
 }
 
 /// Paths as text shows them, comma-separated.
@@ -70,10 +107,7 @@ pub fn session_line(row: &SessionRow, files: &[String], now_ms: i64, here: Optio
     }
     s.push_str(&format!(" ({})", inline(&row.role, text::NAME)));
     s.push_str(&place(row, here));
-    match row.current_task.as_deref().filter(|t| !t.is_empty()) {
-        Some(t) => s.push_str(&format!(" — {}", inline(t, TASK_CHARS))),
-        None => s.push_str(" — (no task set)"),
-    }
+    s.push_str(&format!(" — {}", doing_text(row, now_ms, TASK_CHARS)));
     if let (Some(a), Some(since)) = (row.activity.as_deref(), row.activity_since.as_deref()) {
         if let Some(ms) = clock::parse_iso(since) {
             let a = inline(a, text::NAME);
@@ -132,6 +166,8 @@ pub fn roster_fingerprint(siblings: &[SiblingView<'_>]) -> String {
         feed(v.row.name.as_deref().unwrap_or(""));
         feed(&v.row.role);
         feed(v.row.current_task.as_deref().unwrap_or(""));
+        feed(v.row.title.as_deref().unwrap_or(""));
+        feed(v.row.prompt_gist.as_deref().unwrap_or(""));
         feed(v.row.worktree.as_deref().unwrap_or(""));
         feed(v.row.branch.as_deref().unwrap_or(""));
         for f in &v.files {

@@ -46,6 +46,8 @@ pub struct Settings {
     pub watch_every: Duration,
     /// `ORCHESTRATOR_GUARD_OVERRIDE=1`: the pre-commit guard lets a blocked commit through.
     pub guard_override: bool,
+    /// `ORCHESTRATOR_SHARE_PROMPTS=0`: keep prompts private; siblings see only set tasks.
+    pub share_prompts: bool,
     /// Values that were set but not valid (each fell back to its default).
     pub problems: Vec<Problem>,
 }
@@ -83,6 +85,7 @@ pub const KNOWN: &[(&str, &str, &str)] = &[
     (SESSION_KIND, "any text (32 characters kept)", "none"),
     (WATCH, SECS_FRACTION, "2"),
     (GUARD_OVERRIDE, "`1` (or `0`)", "0"),
+    (SHARE_PROMPTS, "`1` or `0`", "1"),
 ];
 
 const STALE: &str = "ORCHESTRATOR_STALE_SECS";
@@ -96,6 +99,7 @@ const AGENT_NAME: &str = "ORCHESTRATOR_AGENT_NAME";
 const SESSION_KIND: &str = "ORCHESTRATOR_SESSION_KIND";
 const WATCH: &str = "ORCHESTRATOR_WATCH_SECS";
 const GUARD_OVERRIDE: &str = "ORCHESTRATOR_GUARD_OVERRIDE";
+const SHARE_PROMPTS: &str = "ORCHESTRATOR_SHARE_PROMPTS";
 /// Not a setting (it says where the project is) but an expected `ORCHESTRATOR_*` name.
 const PROJECT_ROOT: &str = "ORCHESTRATOR_PROJECT_ROOT";
 
@@ -161,11 +165,13 @@ impl Settings {
         });
         let kind = r.read(SESSION_KIND, |v| Some(v.chars().take(32).collect()));
         let watch = r.read(WATCH, secs_fraction);
-        let guard_override = r.read(GUARD_OVERRIDE, |v| match v {
+        let flag = |v: &str| match v {
             "1" => Some(true),
             "0" => Some(false),
             _ => None,
-        });
+        };
+        let guard_override = r.read(GUARD_OVERRIDE, flag);
+        let share_prompts = r.read(SHARE_PROMPTS, flag);
         Self {
             stale_after_ms: stale.map_or(liveness::STALE_AFTER_MS, |s| s * 1000),
             heartbeat: heartbeat.unwrap_or(Duration::from_secs(30)),
@@ -178,6 +184,7 @@ impl Settings {
             session_kind: kind,
             watch_every: watch.unwrap_or(Duration::from_secs(2)),
             guard_override: guard_override.unwrap_or(false),
+            share_prompts: share_prompts.unwrap_or(true),
             problems: r.problems,
         }
     }

@@ -1,13 +1,21 @@
 //! UserPromptSubmit: mark busy, show the roster when it changed, and always the overlaps.
 
 use super::{overlap, snapshot, Ctx, Envelope};
-use crate::core::render;
 use crate::core::text::{self, inline};
+use crate::core::{gist, render};
 use anyhow::Result;
 
 pub fn submit(ctx: &mut Ctx) -> Result<Envelope> {
     super::ensure_registered(ctx)?;
     ctx.store.set_activity(ctx.id.as_str(), "busy")?;
+    // What this session is doing, for siblings, from the person's own words (unless the
+    // person keeps prompts private, or the prompt is not a task).
+    if crate::core::settings::get().share_prompts {
+        if let Some(g) = ctx.input.prompt.as_deref().and_then(gist::of_prompt) {
+            ctx.store
+                .set_gist(ctx.id.as_str(), &g, crate::core::clock::now_ms())?;
+        }
+    }
     let snap = snapshot(ctx)?;
     let sibs = snap.siblings(&ctx.caller());
     let mut env = Envelope::default();
@@ -29,12 +37,18 @@ pub fn submit(ctx: &mut Ctx) -> Result<Envelope> {
         ctx.store.set_roster_hash(ctx.id.as_str(), &fp)?;
     }
 
-    let prompt = ctx.input.prompt.as_deref().unwrap_or("");
+    // A doorbell notice is another session's words, not this person's: no overlap hints.
+    let prompt = ctx
+        .input
+        .prompt
+        .as_deref()
+        .filter(|p| !p.trim_start().starts_with("<cross-session-message"))
+        .unwrap_or("");
     let mine = snap.files_of(ctx.id.as_str());
     let mut hints = Vec::new();
     for s in &sibs {
         let handle = render::handle(s.row);
-        if let Some(task) = s.row.current_task.as_deref() {
+        if let Some((_, task)) = render::doing(s.row) {
             let shared = overlap::shared_words(prompt, task);
             if !shared.is_empty() {
                 hints.push(format!(

@@ -41,6 +41,17 @@ pub fn register(ctx: &mut Ctx) -> Result<Registered> {
 
 pub fn start(ctx: &mut Ctx) -> Result<Envelope> {
     let reg = register(ctx)?;
+    if crate::core::settings::get().share_prompts {
+        if let Some(t) = ctx
+            .input
+            .session_title
+            .as_deref()
+            .map(|t| crate::core::text::inline(t, crate::core::gist::GIST_CHARS))
+            .filter(|t| !t.trim().is_empty())
+        {
+            ctx.store.set_title(ctx.id.as_str(), &t)?;
+        }
+    }
     ctx.store.set_activity(ctx.id.as_str(), "idle")?;
     let snap = snapshot(ctx)?;
     let sibs = snap.siblings(&ctx.caller());

@@ -6,7 +6,7 @@ use crate::core::liveness::{self, Policy};
 use crate::core::store::sessions::EndedSession;
 use crate::core::store::{SessionRow, Store};
 use crate::core::text::{self, inline};
-use crate::core::{clock, ledger, roster};
+use crate::core::{clock, ledger, render, roster};
 use anyhow::Result;
 use std::io::IsTerminal;
 
@@ -21,6 +21,10 @@ pub struct Entry {
     pub name: Option<String>,
     pub role: String,
     pub current_task: Option<String>,
+    /// What the session does: its set task, else its title, else its latest prompt's gist.
+    pub doing: Option<String>,
+    /// Which of the three `doing` is: `task`, `title` or `prompt`.
+    pub doing_kind: Option<render::DoingKind>,
     pub last_heartbeat_at: Option<String>,
     pub agent_pid: Option<i32>,
     /// The worktree the session works in (`.` = main checkout) and its branch.
@@ -75,6 +79,9 @@ pub fn collect_in(store: &Store, all: bool, root: Option<&std::path::Path>) -> R
                 .filter(|p| dirty.contains(&p.as_str()))
                 .collect()
         };
+        let (doing_kind, doing) = render::doing(&r)
+            .map(|(k, t)| (Some(k), Some(t.to_string())))
+            .unwrap_or((None, None));
         out.push(Entry {
             uncommitted_files: uncommitted,
             files: files.get(&r.session_id).cloned().unwrap_or_default(),
@@ -86,6 +93,8 @@ pub fn collect_in(store: &Store, all: bool, root: Option<&std::path::Path>) -> R
             id8: r.id8,
             name: r.name,
             role: r.role,
+            doing,
+            doing_kind,
             current_task: r.current_task,
             last_heartbeat_at: Some(r.last_heartbeat_at),
             agent_pid: r.agent_pid,
@@ -112,6 +121,8 @@ fn ended(store: &Store, e: EndedSession) -> Result<Entry> {
         id8: e.id8,
         name: e.name,
         role: e.role.unwrap_or_else(|| "subordinate".into()),
+        doing: e.current_task.clone(),
+        doing_kind: e.current_task.as_ref().map(|_| render::DoingKind::Task),
         current_task: e.current_task,
         last_heartbeat_at: None,
         agent_pid: e.agent_pid,
@@ -163,6 +174,15 @@ fn activity(r: &SessionRow, now: i64) -> String {
     }
 }
 
+/// The TASK cell: a set task as is; a title or prompt gist in quotes (not set by anyone).
+pub fn doing_cell(e: &Entry, max: usize) -> String {
+    match (e.doing.as_deref(), e.doing_kind) {
+        (Some(t), Some(render::DoingKind::Task)) | (Some(t), None) => inline(t, max).into_owned(),
+        (Some(t), Some(_)) => format!("\"{}\"", inline(t, max.saturating_sub(2))),
+        (None, _) => "-".into(),
+    }
+}
+
 /// `branch` plus the worktree when it is not the main checkout: `feat · .claude/worktrees/feat`.
 fn place(e: &Entry) -> String {
     match (e.branch.as_deref(), e.worktree.as_deref()) {
@@ -207,7 +227,7 @@ pub fn render_table(entries: &[Entry], color: bool) -> String {
             place_col(p),
             inline(e.name.as_deref().unwrap_or("-"), 10),
             inline(&e.role, 11),
-            inline(e.current_task.as_deref().unwrap_or("-"), 30),
+            doing_cell(e, 30),
             inline(&e.state, if e.live { 12 } else { 80 }),
             e.seen_ms.map(clock::age).unwrap_or_else(|| "-".into()),
             e.agent_pid

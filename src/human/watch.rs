@@ -161,7 +161,7 @@ fn draw(f: &mut ratatui::Frame<'_>, v: &View) {
             format!("SA-{}", id8(&e.id8)),
             cell(e.name.as_deref(), text::NAME),
             cell(Some(&e.role), text::NAME),
-            cell(e.current_task.as_deref(), text::TASK),
+            crate::human::status::doing_cell(e, text::TASK),
             cell(Some(&e.state), text::LINE),
             e.seen_ms.map(clock::age).unwrap_or_default(),
             e.unacked_messages.to_string(),

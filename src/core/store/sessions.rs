@@ -36,6 +36,11 @@ pub struct SessionRow {
     /// The worktree the session works in (`.` = main checkout), and its branch.
     pub worktree: Option<String>,
     pub branch: Option<String>,
+    /// The gist of the person's latest prompt, and when it was given.
+    pub prompt_gist: Option<String>,
+    pub prompt_gist_at_ms: Option<i64>,
+    /// The title the client gave the session, if any.
+    pub title: Option<String>,
 }
 
 impl SessionRow {
@@ -61,7 +66,8 @@ impl SessionRow {
 
 const COLS: &str = "session_id, id8, role, name, started_at, last_heartbeat_at, current_task, kind,
     agent_pid, agent_started_at, server_pid, server_token, host, boot_id, evidence, activity,
-    activity_since, last_tool, roster_hash, worktree, branch";
+    activity_since, last_tool, roster_hash, worktree, branch, prompt_gist, prompt_gist_at_ms,
+    title";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
     Ok(SessionRow {
@@ -88,6 +94,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
         roster_hash: r.get(18)?,
         worktree: r.get(19)?,
         branch: r.get(20)?,
+        prompt_gist: r.get(21)?,
+        prompt_gist_at_ms: r.get(22)?,
+        title: r.get(23)?,
     })
 }
 
@@ -245,6 +254,22 @@ impl Store {
         Ok(self.conn.execute(
             "UPDATE sessions SET last_tool=?2, last_heartbeat_at=?3 WHERE session_id=?1",
             params![id, tool, clock::iso(clock::now_ms())],
+        )? > 0)
+    }
+
+    /// Records the gist of the session's latest prompt (what it does without a set task).
+    pub fn set_gist(&self, id: &str, gist: &str, at_ms: i64) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE sessions SET prompt_gist=?2, prompt_gist_at_ms=?3 WHERE session_id=?1",
+            params![id, gist, at_ms],
+        )? > 0)
+    }
+
+    /// Records the title the client gave the session.
+    pub fn set_title(&self, id: &str, title: &str) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE sessions SET title=?2 WHERE session_id=?1",
+            params![id, title],
         )? > 0)
     }
 
