@@ -7,7 +7,7 @@ use crate::core::liveness::{self, Caller, Policy};
 use crate::core::paths::ProjectPaths;
 use crate::core::store::Store;
 use crate::core::text::{self, inline};
-use crate::core::{claims, clock, render, roster};
+use crate::core::{address, claims, clock, render, roster};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::process::Command;
@@ -21,7 +21,24 @@ pub fn resolve_session(
 ) -> Result<String> {
     let agent = process::agent_process();
     if let Some(s) = explicit {
-        let id = SessionId::parse(s).map_err(anyhow::Error::msg)?;
+        // What the person sees or types: a full id, SA-<id8>, @SA-<id8>, a prefix, @name.
+        let rows = store.all_sessions()?;
+        let id = match address::one_session(s, &rows) {
+            Ok(id) => id,
+            // A plain id that matches nothing at all is taken as given (it may be about
+            // to start); anything ambiguous or in the SA-/@ forms must match.
+            Err(_)
+                if !s.starts_with('@')
+                    && !s.starts_with("SA-")
+                    && !rows
+                        .iter()
+                        .any(|r| r.session_id.starts_with(s) || r.name.as_deref() == Some(s)) =>
+            {
+                s.to_string()
+            }
+            Err(e) => bail!("--session: {e}"),
+        };
+        let id = SessionId::parse(&id).map_err(anyhow::Error::msg)?;
         trust::may_act_for(
             store.get(id.as_str())?.as_ref(),
             agent,
@@ -122,7 +139,10 @@ pub fn release(session: Option<&str>, paths_in: &[String]) -> Result<i32> {
 }
 
 pub fn list(json: bool) -> Result<i32> {
-    let (_paths, store) = super::open()?;
+    let Some((_paths, store)) = super::open_existing()? else {
+        println!("{}", if json { "[]" } else { "no claims" });
+        return Ok(0);
+    };
     let snap = crate::core::roster::Snapshot::load(&store, &SystemProbe, Policy::from_env())?;
     let all = store.all_claims()?;
     if json {

@@ -7,7 +7,12 @@ use anyhow::Result;
 use std::io::IsTerminal;
 
 pub fn run(dry_run: bool, json: bool) -> Result<i32> {
-    let (paths, store) = super::open()?;
+    let Some((paths, store)) = super::open_existing()? else {
+        if json {
+            println!("{{}}");
+        }
+        return Ok(0);
+    };
     let tty = std::io::stderr().is_terminal();
     let progress = |n: usize| {
         if tty && n.is_multiple_of(500) {

@@ -250,7 +250,10 @@ pub fn render_table(entries: &[Entry], color: bool) -> String {
 }
 
 pub fn run(json: bool, all: bool) -> Result<i32> {
-    let (paths, store) = super::open()?;
+    let Some((paths, store)) = super::open_existing()? else {
+        println!("{}", if json { "[]" } else { "no live sessions" });
+        return Ok(0);
+    };
     let entries = collect_in(&store, all, Some(&paths.root))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&entries)?);

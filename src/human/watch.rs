@@ -90,7 +90,9 @@ pub fn render_plain(v: &View) -> String {
 }
 
 pub fn run() -> Result<i32> {
-    let (paths, store) = super::open()?;
+    let Some((paths, store)) = super::open_existing()? else {
+        return Ok(0);
+    };
     let watch = DirWatch::new(&paths.db_dir()).ok();
     let every = crate::core::settings::get().watch_every;
     if !std::io::stdout().is_terminal() {
