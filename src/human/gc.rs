@@ -7,12 +7,20 @@ use anyhow::Result;
 use std::io::IsTerminal;
 
 pub fn run(dry_run: bool, json: bool) -> Result<i32> {
-    let Some((paths, store)) = super::open_existing()? else {
+    // No state dir: nothing to collect, and nothing is created to find that out.
+    let paths = crate::core::paths::ProjectPaths::resolve()?;
+    if std::fs::symlink_metadata(&paths.state_dir).is_err() {
+        eprintln!(
+            "no orchestrator state for {} (none at {}): nothing to collect",
+            text::inline(&paths.root.to_string_lossy(), text::PATH),
+            text::inline(&paths.state_dir.to_string_lossy(), text::PATH)
+        );
         if json {
             println!("{{}}");
         }
         return Ok(0);
-    };
+    }
+    let (paths, store) = super::open()?;
     let tty = std::io::stderr().is_terminal();
     let progress = |n: usize| {
         if tty && n.is_multiple_of(500) {
