@@ -287,3 +287,40 @@ fn hazards_concern_the_worktree_they_happen_in() {
     assert_eq!(decision(&out).0, "", "{out:?}");
     drop(b);
 }
+
+#[test]
+fn a_commit_on_a_file_a_sibling_changes_elsewhere_is_said_once() {
+    let p = Project::new();
+    let feat = repo(&p);
+    let (_a, a_env) = p.session("aaaaaaaa-main");
+    let b = p.sleeping_agent();
+    let b_env = vec![
+        ("CLAUDE_PID", b.id().to_string()),
+        ("ORCHESTRATOR_PROJECT_ROOT", feat.display().to_string()),
+    ];
+    let start = payload("bbbbbbbb-feat", json!({"source": "startup", "cwd": feat}));
+    assert!(p.hook("SessionStart", &start, &b_env).status.success());
+    // B is changing src/a.rs in its worktree.
+    let out = p.hook(
+        "PreToolUse",
+        &edit("bbbbbbbb-feat", &feat.join("src/a.rs"), &feat),
+        &b_env,
+    );
+    assert!(out.status.success(), "{out:?}");
+    // A commits its own change to src/a.rs on main, through Bash.
+    std::fs::write(p.root.join("src/a.rs"), "fn a() { /* main */ }\n").expect("write");
+    let commit = bash("aaaaaaaa-main", "git commit -qam 'main change'", &p.root);
+    assert!(p.hook("PreToolUse", &commit, &a_env).status.success());
+    git(&p.root, &["commit", "-qam", "main change"]);
+    let out = p.hook("PostToolUse", &commit, &a_env);
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+    let prompt = payload("bbbbbbbb-feat", json!({"prompt": "go on", "cwd": feat}));
+    let ctx = context(&p.hook("UserPromptSubmit", &prompt, &b_env));
+    assert!(
+        ctx.contains("SA-aaaaaaaa committed src/a.rs on branch main"),
+        "{ctx}"
+    );
+    let again = context(&p.hook("UserPromptSubmit", &prompt, &b_env));
+    assert!(!again.contains("committed src/a.rs"), "said twice: {again}");
+    drop(b);
+}

@@ -136,6 +136,63 @@ fn pulled_from_under(ctx: &Ctx) -> Result<Option<String>> {
     )))
 }
 
+/// A commit here took files that a live sibling is changing in another worktree: tell
+/// that sibling once, while the coming merge conflict is still small.
+fn base_moved(
+    ctx: &Ctx,
+    before: &TreeState,
+    after: &TreeState,
+    snap: &crate::core::roster::Snapshot,
+    caller: &crate::core::liveness::Caller,
+) -> Result<()> {
+    // Uncommitted before, clean after, with HEAD moved: committed (or reset away).
+    let committed: Vec<&String> = before
+        .entries
+        .keys()
+        .filter(|p| !after.entries.contains_key(*p))
+        .collect();
+    if committed.is_empty() {
+        return Ok(());
+    }
+    let here = ctx.paths.worktree.as_ref().map(|w| w.label());
+    let branch = ctx.paths.worktree.as_ref().and_then(|w| w.branch());
+    let since = crate::core::clock::now_ms() - crate::core::store::touches::RETAIN_MS;
+    let mut per_sibling: std::collections::BTreeMap<&str, (String, Vec<&str>)> = Default::default();
+    for p in committed {
+        for t in ctx.store.touches_of_path(p, since, ctx.id.as_str())? {
+            if t.worktree.is_none() || t.worktree == here {
+                continue;
+            }
+            if let Some(row) = snap
+                .live
+                .iter()
+                .find(|r| r.session_id == t.session_id && !caller.is_self(r))
+            {
+                let e = per_sibling
+                    .entry(row.session_id.as_str())
+                    .or_insert_with(|| (t.worktree.clone().unwrap_or_default(), Vec::new()));
+                if !e.1.contains(&p.as_str()) {
+                    e.1.push(p.as_str());
+                }
+            }
+        }
+    }
+    for (sib, (wt, files)) in per_sibling {
+        ctx.store.add_notice(
+            sib,
+            &format!(
+                "SA-{} committed {} on branch {} — files you are changing in worktree {}. \
+                 Merge or rebase soon, while the conflict is small.",
+                ctx.id.id8(),
+                render::paths(&files),
+                inline(branch.as_deref().unwrap_or("?"), text::NAME),
+                inline(&wt, text::PATH)
+            ),
+        )?;
+    }
+    Ok(())
+}
+
 /// After a Bash command: attribute what it changed; tell siblings if HEAD moved.
 pub fn post(ctx: &mut Ctx, env: &mut Envelope) -> Result<()> {
     if shell::read_only(command(ctx)) {
@@ -197,6 +254,9 @@ pub fn post(ctx: &mut Ctx, env: &mut Envelope) -> Result<()> {
                 ),
             )?;
         }
+    }
+    if moved && after.git {
+        base_moved(ctx, &before, &after, &snap, &caller)?;
     }
     if moved {
         let cmd = inline(command(ctx), 120);
