@@ -434,6 +434,16 @@ mod tests {
             ("src/**/*.rs", "src/a.rs"),
             ("**/mod.rs", "a/b/mod.rs"),
             ("src/?.rs", "src/a.rs"),
+            ("**/mod.rs", "mod.rs"),
+            ("src/**", "src/a/b.rs"),
+            ("src/[ab].rs", "src/b.rs"),
+            ("src/{lexer,parser}/*.rs", "src/parser/x.rs"),
+            // A pattern always covers the path it spells: a directory named with brackets.
+            ("app/[id]", "app/[id]/page.tsx"),
+            ("app/[id]", "app/i"),
+            ("src/\\*.rs", "src/*.rs"),
+            // Stored before globs were checked: still covers its literal path.
+            ("src/[x.rs", "src/[x.rs"),
         ];
         let no = [
             ("src/a.rs", "src/a.rsx"),
@@ -441,6 +451,11 @@ mod tests {
             ("src/*.rs", "src/x/a.rs"),
             ("src/?.rs", "src/ab.rs"),
             ("*.rs", "src/a.rs"),
+            ("src/**", "src"),
+            ("src/[ab].rs", "src/c.rs"),
+            ("src/{lexer,parser}/*.rs", "src/main.rs"),
+            ("src/\\*.rs", "src/a.rs"),
+            ("src/[x.rs", "src/x.rs"),
         ];
         for (p, s) in yes {
             assert!(matches(p, s), "{p} should match {s}");
@@ -450,12 +465,82 @@ mod tests {
         }
     }
 
+    /// Exponential backtracking took minutes on this pattern against a long path; the
+    /// match must be linear in the path (no timing assertion: it simply has to finish).
+    #[test]
+    fn hostile_glob_terminates() {
+        let hostile = "**?**?**?**?**?**?**?**?**?**?**Q";
+        let p = Pattern::parse(hostile).expect("a valid glob");
+        let long = format!("src/{}", "a".repeat(4000));
+        assert!(!p.covers(&long));
+        assert!(!p.covers(&"a/".repeat(2000)));
+        assert!(p.covers("aaaaaaaaaaQ"));
+        let other = Pattern::parse("**/*?*?*?*?*?*?*?*?*?*?*R").expect("valid");
+        assert!(!p.overlaps(&other));
+    }
+
+    #[test]
+    fn invalid_globs_are_refused_with_the_fix() {
+        for bad in ["src/[x.rs", "src/{a,b", "src/a}/{b"] {
+            let e = Pattern::parse(bad).err().unwrap_or_default();
+            assert!(
+                e.contains(bad) && e.contains("not a valid glob") && e.contains("backslash"),
+                "{e}"
+            );
+            assert!(!e.contains('\n'), "{e}");
+        }
+        let root = Path::new("/proj");
+        let e = patterns(root, root, &["src/ok.rs".into(), "/proj/src/[x.rs".into()]);
+        assert!(e.is_err_and(|e| e.contains("src/[x.rs")));
+        assert!(Pattern::parse(&"a".repeat(MAX_PATTERN_BYTES + 1)).is_err());
+        assert_eq!(
+            patterns(root, root, &["/proj/app/[id]/page.tsx".into()]),
+            Ok(vec!["app/[id]/page.tsx".to_string()])
+        );
+        // A literal `}` without `{` is not a glob: fine.
+        assert!(Pattern::parse("src/a}.rs").is_ok());
+    }
+
+    #[test]
+    fn overlaps() {
+        let p = |s: &str| Pattern::parse(s).expect("valid");
+        let yes = [
+            ("src", "src/a.rs"),
+            ("src/**", "src/*.rs"),
+            ("src/*.rs", "src/[ab].rs"),
+            ("src/{a,b}.rs", "src/a.rs"),
+            ("**/*.rs", "src/x.rs"),
+        ];
+        for (a, b) in yes {
+            assert!(p(a).overlaps(&p(b)) && p(b).overlaps(&p(a)), "{a} / {b}");
+        }
+        for (a, b) in [
+            ("src/a.rs", "src/b.rs"),
+            ("src/*.rs", "docs/**"),
+            ("src", "srcx"),
+        ] {
+            assert!(!p(a).overlaps(&p(b)), "{a} / {b}");
+        }
+    }
+
     #[test]
     fn ttl_and_normalize() {
         assert_eq!(parse_ttl("15m"), Ok(900_000));
         assert_eq!(parse_ttl("90"), Ok(90_000));
+        assert_eq!(parse_ttl("365d"), Ok(MAX_TTL_MS));
         assert!(parse_ttl("soon").is_err());
         assert!(parse_ttl("5y").is_err());
+        assert!(parse_ttl("0s").is_err());
+        // Once wrapped to a past instant (the claim vanished at once); now refused.
+        for long in [
+            "106751991167d",
+            "366d",
+            "99999999999999999999999",
+            "9223372036854775807h",
+        ] {
+            let e = parse_ttl(long).err().unwrap_or_default();
+            assert!(e.contains("too long") && e.contains("365d"), "{long}: {e}");
+        }
         let root = Path::new("/proj");
         assert_eq!(
             normalize(root, root, "/proj/src/a.rs"),
@@ -476,5 +561,77 @@ mod tests {
         );
         assert!(normalize(root, root, "/etc/passwd").is_err());
         assert!(normalize(root, root, "../other/x").is_err());
+    }
+
+    fn session(store: &mut Store, id: &str) -> SessionRow {
+        use crate::core::identity::{Evidence, SessionId};
+        use crate::core::store::Registration;
+        let sid = SessionId::parse(id).expect("id");
+        store
+            .register(&Registration::new(&sid, Evidence::Explicit))
+            .expect("register");
+        store.get(id).expect("get").expect("row")
+    }
+
+    /// A ttl lapses at its instant, judged by an injected clock: no sleeping.
+    #[test]
+    fn ttl_lapses_at_its_instant() {
+        use crate::core::identity::SystemProbe;
+        let mut store = Store::open_in_memory().expect("store");
+        let live = vec![
+            session(&mut store, "aaaa0000-1"),
+            session(&mut store, "bbbb0000-2"),
+        ];
+        let t0 = clock::now_ms();
+        let pats = vec!["src/x.rs".to_string()];
+        let req = Request {
+            session_id: "aaaa0000-1",
+            patterns: &pats,
+            exclusive: true,
+            reason: None,
+            ttl_ms: Some(60_000),
+        };
+        let at = |ms| clock::Fixed(ms);
+        assert_eq!(
+            claim(&store, &req, &SystemProbe, &at(t0)).expect("db"),
+            Ok(())
+        );
+        let held = store.all_claims().expect("claims");
+        assert_eq!(held[0].expires_at_ms, Some(t0 + 60_000));
+        store.add_waiter(held[0].id, "bbbb0000-2").expect("waiter");
+        // B is refused while the claim holds.
+        let theirs = Request {
+            session_id: "bbbb0000-2",
+            ..req
+        };
+        let refused = claim(&store, &theirs, &SystemProbe, &at(t0 + 1)).expect("db");
+        assert!(refused.is_err_and(|e| e.contains("SA-aaaa0000")));
+        expire(&store, &live, t0 + 59_999).expect("expire");
+        assert_eq!(store.all_claims().expect("claims").len(), 1);
+        expire(&store, &live, t0 + 60_000).expect("expire");
+        assert!(store.all_claims().expect("claims").is_empty());
+        let told = |s: &mut Store, id| -> Vec<String> {
+            s.take_notices(id)
+                .expect("notices")
+                .into_iter()
+                .map(|n| n.body)
+                .collect()
+        };
+        assert_eq!(
+            told(&mut store, "aaaa0000-1"),
+            ["your claim on src/x.rs lapsed (ttl); claim it again if you still need it."]
+        );
+        assert_eq!(
+            told(&mut store, "bbbb0000-2"),
+            ["the claim on src/x.rs by SA-aaaa0000 was released (its ttl lapsed); you may edit it now."]
+        );
+        // Whoever expires it again (another process, same instant) tells nobody twice.
+        expire(&store, &live, t0 + 60_000).expect("expire");
+        assert!(told(&mut store, "aaaa0000-1").is_empty());
+        // Now B may claim it.
+        assert_eq!(
+            claim(&store, &theirs, &SystemProbe, &at(t0 + 60_001)).expect("db"),
+            Ok(())
+        );
     }
 }
