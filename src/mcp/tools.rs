@@ -416,7 +416,9 @@ impl Tools {
                 pats.join(", ")
             )),
             Ok(Err(e)) => fail(e),
-            Err(e) => fail(format!("cannot store the claim: {e:#}; retry")),
+            Err(e) => fail(format!(
+                "cannot claim: {e:#}; retry, and run `orchestrator doctor` if it persists"
+            )),
         }
     }
 
