@@ -61,8 +61,8 @@ impl ProjectPaths {
         // As git does: from a subdirectory, the project is the nearest enclosing repository
         // (from_root finds it) or the nearest directory that already has a registry.
         if Worktree::containing(&cwd).is_none() {
-            if let Some(dir) = cwd.ancestors().find(|d| d.join(STATE_DIR).is_dir()) {
-                return Self::from_root(dir);
+            if let Some(dir) = enclosing_registry(&cwd) {
+                return Self::from_root(&dir);
             }
         }
         Self::from_root(&cwd)
@@ -207,6 +207,25 @@ impl ProjectPaths {
     pub fn legacy_anchor_path(&self) -> PathBuf {
         self.state_dir.join(LEGACY_ANCHOR)
     }
+}
+
+/// The nearest directory at or above `dir` holding a registry. The walk stops below a
+/// directory this user does not own or anyone may write (`/tmp`): a registry planted there
+/// by someone else is never taken for this project's.
+fn enclosing_registry(dir: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    for d in dir.ancestors() {
+        let Ok(meta) = fs::metadata(d) else { break };
+        if meta.uid() != me || meta.mode() & 0o002 != 0 {
+            break;
+        }
+        if fs::symlink_metadata(d.join(STATE_DIR)).is_ok_and(|m| m.is_dir()) {
+            return Some(d.to_path_buf());
+        }
+    }
+    None
 }
 
 /// True when `path` lies under a `.claude/plugins/cache` directory.

@@ -48,7 +48,7 @@ impl Snapshot {
         if !dead.is_empty() {
             hygiene::bury(store, &dead)?;
         }
-        claims::expire(store, &live)?;
+        claims::expire(store, &live, now_ms)?;
         Ok(Self {
             now_ms,
             live,

@@ -234,9 +234,10 @@ pub fn post(ctx: &mut Ctx, env: &mut Envelope) -> Result<()> {
     }
     let snap = live_snapshot(ctx)?;
     let caller = ctx.caller();
-    let all = ctx.store.all_claims()?;
+    let all = claims::ClaimSet::new(ctx.store.all_claims()?);
     for p in &changed {
-        if let Some((c, holder)) = claims::conflicts(&all, &snap.live, &caller, p)
+        if let Some((c, holder)) = all
+            .conflicts(&snap.live, &caller, p)
             .into_iter()
             .find(|(c, _)| c.exclusive)
         {

@@ -1,7 +1,6 @@
 //! SessionStart / SessionEnd / Stop: registration, anchors, turn state.
 
 use super::{snapshot, Ctx, Envelope};
-use crate::core::identity::SystemProbe;
 use crate::core::identity::{anchor, profile::EnvProfile, Evidence};
 use crate::core::store::{Registered, Registration};
 use crate::core::text::{self, inline};
@@ -15,20 +14,16 @@ pub fn register(ctx: &mut Ctx) -> Result<Registered> {
     let prof = EnvProfile::from_env();
     let mut reg = Registration::new(&ctx.id, Evidence::Explicit);
     reg.agent = ctx.agent;
-    let role = match prof.role.as_deref() {
-        Some(wanted) => {
-            let (role, why) = roles::admissible(&ctx.store, ctx.id.as_str(), wanted, &SystemProbe)?;
-            if let Some(why) = why {
-                ctx.store.add_notice(ctx.id.as_str(), &why)?;
-            }
-            Some(role)
-        }
-        None => None,
-    };
-    reg.role = role.as_deref();
+    if let Some(wanted) = prof.role.as_deref() {
+        roles::ask(&mut reg, wanted);
+    }
     reg.name = prof.name.as_deref();
     reg.kind = prof.kind.as_deref();
     let out = ctx.store.register(&reg)?;
+    if let Some(h) = out.role_held_by.as_ref() {
+        ctx.store
+            .add_notice(ctx.id.as_str(), &roles::held_notice(h))?;
+    }
     ctx.record_place()?;
     // Anchors only after the row exists: a server reading them on weak evidence then
     // finds the row and sees whose session it is, never an unowned id to adopt.

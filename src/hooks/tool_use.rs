@@ -51,11 +51,13 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
     let snap = live_snapshot(ctx)?; // also lapses expired claims and drops dead holders'
     let caller = ctx.caller();
     // The snapshot dropped lapsed claims and those of dead holders; drop them here too.
-    let all: Vec<_> = covering
-        .into_iter()
-        .filter(|c| c.expires_at_ms.is_none_or(|t| t > snap.now_ms))
-        .collect();
-    let hits = claims::conflicts(&all, &snap.live, &caller, &path);
+    let all = claims::ClaimSet::new(
+        covering
+            .into_iter()
+            .filter(|c| c.expires_at_ms.is_none_or(|t| t > snap.now_ms))
+            .collect(),
+    );
+    let hits = all.conflicts(&snap.live, &caller, &path);
     // Everything below that a sibling wrote is shown through `text`; so is `path`.
     let shown = inline(&path, text::PATH);
     if let Some((c, holder)) = hits.iter().find(|(c, _)| c.exclusive) {

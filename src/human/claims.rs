@@ -1,10 +1,12 @@
 //! `orchestrator claim | release | claims | guard`: claims from the command line (a
 //! session's Bash, or the person with --session) and the git pre-commit guard.
 
+use crate::core::clock::SystemClock;
 use crate::core::identity::resolver::{self, Inputs};
 use crate::core::identity::{process, trust, Evidence, SessionId, SystemProbe};
 use crate::core::liveness::{self, Caller, Policy};
 use crate::core::paths::ProjectPaths;
+use crate::core::store::claims::Request;
 use crate::core::store::Store;
 use crate::core::text::{self, inline};
 use crate::core::{address, claims, clock, render, roster};
@@ -94,6 +96,7 @@ pub fn claim(
         .map(claims::parse_ttl)
         .transpose()
         .map_err(anyhow::Error::msg)?;
+    let pats = claims::patterns(&paths.root, &cwd(), paths_in).map_err(anyhow::Error::msg)?;
     let live = liveness::live(
         store.all_sessions()?,
         clock::now_ms(),
@@ -103,23 +106,20 @@ pub fn claim(
     if !live.iter().any(|r| r.session_id == me) {
         bail!("session {me} is not live: claims live only while their session does");
     }
-    match claims::claim(
-        &store,
-        &me,
-        &live,
-        &paths.root,
-        &cwd(),
-        paths_in,
+    let req = Request {
+        session_id: &me,
+        patterns: &pats,
         exclusive,
         reason,
-        ttl,
-    )? {
-        Ok(p) => {
+        ttl_ms: ttl,
+    };
+    match claims::claim(&store, &req, &SystemProbe, &SystemClock)? {
+        Ok(()) => {
             println!(
                 "{} claim for SA-{} on {}",
                 if exclusive { "exclusive" } else { "shared" },
                 text::id8(&me),
-                render::paths(&p)
+                render::paths(&pats)
             );
             Ok(0)
         }
@@ -227,10 +227,11 @@ pub fn guard_pre_commit() -> Result<i32> {
     let snap = crate::core::roster::Snapshot::load(&store, &SystemProbe, Policy::from_env())?;
     let me = resolve_session(&store, &paths, None).ok();
     let caller = Caller::new(me.as_deref(), process::agent_process());
-    let all = store.all_claims()?;
+    let all = claims::ClaimSet::new(store.all_claims()?);
     let mut blocked = Vec::new();
     for p in &staged {
-        if let Some((c, h)) = claims::conflicts(&all, &snap.live, &caller, p)
+        if let Some((c, h)) = all
+            .conflicts(&snap.live, &caller, p)
             .into_iter()
             .find(|(c, _)| c.exclusive)
         {

@@ -2,10 +2,12 @@
 //! explicit identity evidence (the server rebinds to it).
 
 use super::state::ServerState;
+use crate::core::clock::SystemClock;
 use crate::core::identity::profile::validate_name;
 use crate::core::identity::session_id::id8;
 use crate::core::identity::SystemProbe;
 use crate::core::roster::Snapshot;
+use crate::core::store::claims::Request;
 use crate::core::store::messages::Sender;
 use crate::core::{claims, mailbox, render, roles};
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -169,8 +171,13 @@ impl Tools {
             return fail(e);
         }
         let b = self.state.binding();
-        let row = match b.as_ref() {
-            Some(b) => self.state.store().get(b.id.as_str()).ok().flatten(),
+        let row = match b.as_ref().map(|b| self.state.store().get(b.id.as_str())) {
+            Some(Ok(row)) => row,
+            Some(Err(e)) => {
+                return fail(format!(
+                    "cannot read the registry: {e:#}; run `orchestrator doctor`"
+                ))
+            }
             None => None,
         };
         let v = serde_json::json!({
@@ -273,22 +280,11 @@ impl Tools {
         if let Err(e) = validate_name(name) {
             return fail(e);
         }
-        let taken = self
-            .state
-            .store()
-            .all_sessions()
-            .map(|rows| {
-                rows.into_iter()
-                    .any(|r| r.session_id != me && r.name.as_deref() == Some(name))
-            })
-            .unwrap_or(false);
-        if taken {
-            return fail(format!(
+        match self.state.store().set_unique_name(&me, name) {
+            Ok(true) => ok(format!("name set: siblings can address you as @{name}")),
+            Ok(false) => fail(format!(
                 "name {name:?} is already used by another session: pick another"
-            ));
-        }
-        match self.state.store().set_name(&me, Some(name)) {
-            Ok(_) => ok(format!("name set: siblings can address you as @{name}")),
+            )),
             Err(e) => fail(format!("cannot store the name: {e:#}; retry")),
         }
     }
@@ -302,7 +298,14 @@ impl Tools {
     ) -> Result<CallToolResult, McpError> {
         let me = or_fail!(self.bound(a.session_id.as_deref()));
         let mut store = self.state.store();
-        let row = store.get(&me).ok().flatten();
+        let row = match store.get(&me) {
+            Ok(row) => row,
+            Err(e) => {
+                return fail(format!(
+                    "cannot read the registry: {e:#}; run `orchestrator doctor`"
+                ))
+            }
+        };
         let from = Sender {
             id: me.clone(),
             name: row.as_ref().and_then(|r| r.name.clone()),
@@ -404,37 +407,27 @@ impl Tools {
         Parameters(a): Parameters<ClaimArgs>,
     ) -> Result<CallToolResult, McpError> {
         let me = or_fail!(self.bound(a.session_id.as_deref()));
-        let ttl = match a.ttl.as_deref().map(claims::parse_ttl).transpose() {
-            Ok(t) => t,
-            Err(e) => return fail(e),
-        };
-        let store = self.state.store();
-        let live = crate::core::liveness::live(
-            store.all_sessions().unwrap_or_default(),
-            crate::core::clock::now_ms(),
-            &SystemProbe,
-            crate::core::liveness::Policy::from_env(),
-        );
-        let root = self.state.paths.root.clone();
+        let ttl = or_fail!(a.ttl.as_deref().map(claims::parse_ttl).transpose());
+        let root = &self.state.paths.root;
+        let pats = or_fail!(claims::patterns(root, root, &a.paths_or_globs));
         let exclusive = a.exclusive.unwrap_or(false);
-        match claims::claim(
-            &store,
-            &me,
-            &live,
-            &root,
-            &root,
-            &a.paths_or_globs,
+        let req = Request {
+            session_id: &me,
+            patterns: &pats,
             exclusive,
-            a.reason.as_deref(),
-            ttl,
-        ) {
-            Ok(Ok(p)) => ok(format!(
+            reason: a.reason.as_deref(),
+            ttl_ms: ttl,
+        };
+        match claims::claim(&self.state.store(), &req, &SystemProbe, &SystemClock) {
+            Ok(Ok(())) => ok(format!(
                 "{} claim on {} (released when you call release or your session ends)",
                 if exclusive { "exclusive" } else { "shared" },
-                p.join(", ")
+                pats.join(", ")
             )),
             Ok(Err(e)) => fail(e),
-            Err(e) => fail(format!("cannot store the claim: {e:#}; retry")),
+            Err(e) => fail(format!(
+                "cannot claim: {e:#}; retry, and run `orchestrator doctor` if it persists"
+            )),
         }
     }
 
@@ -480,7 +473,14 @@ impl Tools {
             Ok(s) => s,
             Err(e) => return fail(format!("cannot read the registry: {e:#}")),
         };
-        let all = store.all_claims().unwrap_or_default();
+        let all = match store.all_claims() {
+            Ok(all) => all,
+            Err(e) => {
+                return fail(format!(
+                    "cannot read the claims: {e:#}; run `orchestrator doctor`"
+                ))
+            }
+        };
         if all.is_empty() {
             return ok("[orchestrator] no claims.");
         }

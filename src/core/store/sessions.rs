@@ -100,6 +100,16 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
     })
 }
 
+/// A liveness test handed to the store, which cannot look at processes itself.
+#[derive(Clone, Copy)]
+pub struct LiveTest<'a>(pub &'a dyn Fn(&SessionRow) -> bool);
+
+impl std::fmt::Debug for LiveTest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LiveTest")
+    }
+}
+
 /// What a hook or server says about a session when registering it.
 #[derive(Debug, Clone)]
 pub struct Registration<'a> {
@@ -107,6 +117,11 @@ pub struct Registration<'a> {
     pub evidence: Evidence,
     pub agent: Option<AgentProcess>,
     pub role: Option<&'a str>,
+    /// Makes `role` a singleton: it is not taken while another row this test calls live
+    /// holds it (the session registers as subordinate, and [`Registered::role_held_by`]
+    /// names the holder). Checked inside the registering transaction, so two sessions
+    /// asking at once cannot both get it.
+    pub sole_role: Option<LiveTest<'a>>,
     pub name: Option<&'a str>,
     pub kind: Option<&'a str>,
     /// `(server pid, instance token)` when a server registers; hooks pass `None`.
@@ -120,6 +135,7 @@ impl<'a> Registration<'a> {
             evidence,
             agent: None,
             role: None,
+            sole_role: None,
             name: None,
             kind: None,
             server: None,
@@ -137,6 +153,8 @@ pub struct Registered {
     /// vouched for as this agent's own hand anything over).
     pub carried: Carried,
     pub carried_from: Option<String>,
+    /// The live row that holds the singleton role asked for, which was therefore not taken.
+    pub role_held_by: Option<SessionRow>,
 }
 
 impl Store {
@@ -230,6 +248,23 @@ impl Store {
             "UPDATE sessions SET name=?2 WHERE session_id=?1",
             params![id, name],
         )? > 0)
+    }
+
+    /// Sets `id`'s name unless another row has it (then false). The check and the write
+    /// are one immediate transaction, so two sessions asking for one name cannot both
+    /// get it.
+    pub fn set_unique_name(&self, id: &str, name: &str) -> Result<bool> {
+        self.atomically(|s| {
+            let taken: bool = s.conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM sessions WHERE name=?1 AND session_id<>?2)",
+                params![name, id],
+                |r| r.get(0),
+            )?;
+            if !taken {
+                s.set_name(id, Some(name))?;
+            }
+            Ok(!taken)
+        })
     }
 
     pub fn set_role(&self, id: &str, role: &str) -> Result<bool> {
@@ -534,7 +569,19 @@ fn register_in(
     let pick = |new: Option<&str>, old: Option<&String>| -> Option<String> {
         new.map(str::to_string).or_else(|| old.cloned())
     };
-    let role = pick(reg.role, base.map(|b| &b.role)).unwrap_or_else(|| "subordinate".into());
+    let mut role = pick(reg.role, base.map(|b| &b.role)).unwrap_or_else(|| "subordinate".into());
+    if let (Some(wanted), Some(LiveTest(live))) = (reg.role, reg.sole_role) {
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {COLS} FROM sessions WHERE role=?1 AND session_id<>?2"
+        ))?;
+        let holders = stmt
+            .query_map(params![wanted, reg.id.as_str()], from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        if let Some(h) = holders.into_iter().find(|h| live(h)) {
+            role = "subordinate".into();
+            out.role_held_by = Some(h);
+        }
+    }
     let name = pick(reg.name, base.and_then(|b| b.name.as_ref()));
     let kind = pick(reg.kind, base.and_then(|b| b.kind.as_ref()));
     let (server_pid, server_token) = match reg.server {
