@@ -76,6 +76,9 @@ enum Cmd {
         /// Why, shown to siblings.
         #[arg(long)]
         reason: Option<String>,
+        /// Only in this git worktree (default: every worktree of the repository).
+        #[arg(long)]
+        worktree: bool,
         #[arg(required = true)]
         paths: Vec<String>,
     },
@@ -152,12 +155,16 @@ pub fn run() -> i32 {
             exclusive,
             ttl,
             reason,
+            worktree,
             paths,
         } => crate::human::claims::claim(
-            session.as_deref(),
-            exclusive,
-            ttl.as_deref(),
-            reason.as_deref(),
+            &crate::human::claims::ClaimOpts {
+                session: session.as_deref(),
+                exclusive,
+                ttl: ttl.as_deref(),
+                reason: reason.as_deref(),
+                worktree_only: worktree,
+            },
             &paths,
         ),
         Cmd::Release { session, paths } => {

@@ -108,6 +108,7 @@ fn threads_racing_for_one_exclusive_claim_have_one_winner() {
                 exclusive: true,
                 reason: None,
                 ttl_ms: None,
+                worktree: None,
             };
             claims::claim(store, &req, &SystemProbe, &SystemClock).expect("no store error")
         });

@@ -324,3 +324,64 @@ fn a_commit_on_a_file_a_sibling_changes_elsewhere_is_said_once() {
     assert!(!again.contains("committed src/a.rs"), "said twice: {again}");
     drop(b);
 }
+
+#[test]
+fn a_claim_scoped_to_a_worktree_holds_only_there() {
+    let p = Project::new();
+    let feat = repo(&p);
+    let (_a, _) = p.session("aaaaaaaa-main");
+    let (_c, c_env) = p.session("cccccccc-main");
+    let b = p.sleeping_agent();
+    let b_env = vec![
+        ("CLAUDE_PID", b.id().to_string()),
+        ("ORCHESTRATOR_PROJECT_ROOT", feat.display().to_string()),
+    ];
+    let start = payload("bbbbbbbb-feat", json!({"source": "startup", "cwd": feat}));
+    assert!(p.hook("SessionStart", &start, &b_env).status.success());
+    let out = run_in(
+        &p,
+        &p.root,
+        &[
+            "claim",
+            "--session",
+            "SA-aaaaaaaa",
+            "--exclusive",
+            "--worktree",
+            "src/**",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let listed = String::from_utf8_lossy(&run_in(&p, &p.root, &["claims"]).stdout).to_string();
+    assert!(listed.contains("(in worktree .)"), "{listed}");
+    let deny = |out: &Output| {
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        v["hookSpecificOutput"]["permissionDecision"] == "deny"
+    };
+    let in_main = p.hook(
+        "PreToolUse",
+        &edit("cccccccc-main", &p.root.join("src/a.rs"), &p.root),
+        &c_env,
+    );
+    assert!(deny(&in_main), "{in_main:?}");
+    let in_feat = p.hook(
+        "PreToolUse",
+        &edit("bbbbbbbb-feat", &feat.join("src/a.rs"), &feat),
+        &b_env,
+    );
+    assert!(!deny(&in_feat), "{in_feat:?}");
+    // B may even claim the same files exclusively in its own worktree.
+    let out = run_in(
+        &p,
+        &feat,
+        &[
+            "claim",
+            "--session",
+            "SA-bbbbbbbb",
+            "--exclusive",
+            "--worktree",
+            "src/**",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    drop(b);
+}

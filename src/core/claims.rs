@@ -270,6 +270,15 @@ pub fn expire(store: &Store, live: &[SessionRow], now_ms: i64) -> Result<()> {
     Ok(())
 }
 
+/// Whether a claim scoped to `a` and an edit or claim in `b` can meet: an unscoped side
+/// (the whole repository, or no git at all) meets everything.
+fn scopes_meet(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => x == y,
+        _ => true,
+    }
+}
+
 /// Stored claims with their patterns, to check many paths against them (each glob is
 /// compiled at most once).
 pub struct ClaimSet {
@@ -289,16 +298,19 @@ impl ClaimSet {
         }
     }
 
-    /// Claims of live siblings covering `path`, exclusive ones first.
+    /// Claims of live siblings covering `path` in `worktree`, exclusive ones first. A claim
+    /// covers every worktree of the repository unless it was scoped to one.
     pub fn conflicts<'a>(
         &'a self,
         live: &'a [SessionRow],
         caller: &Caller,
         path: &str,
+        worktree: Option<&str>,
     ) -> Vec<(&'a Claim, &'a SessionRow)> {
         let mut out: Vec<(&Claim, &SessionRow)> = self
             .held
             .iter()
+            .filter(|(c, _)| scopes_meet(c.worktree.as_deref(), worktree))
             .filter(|(_, p)| p.covers(path))
             .filter_map(|(c, _)| {
                 live.iter()
@@ -331,10 +343,11 @@ pub fn claim(
             rows.iter()
                 .any(|r| r.session_id == id && liveness::verdict(r, now, probe, policy).is_live())
         };
-        for c in held
-            .iter()
-            .filter(|c| c.session_id != req.session_id && (c.exclusive || req.exclusive))
-        {
+        for c in held.iter().filter(|c| {
+            c.session_id != req.session_id
+                && (c.exclusive || req.exclusive)
+                && scopes_meet(c.worktree.as_deref(), req.worktree)
+        }) {
             let theirs = Pattern::stored(&c.pattern);
             let Some(p) = mine.iter().find(|p| p.overlaps(&theirs)) else {
                 continue;
@@ -412,13 +425,17 @@ pub fn describe(c: &Claim, holder: Option<&SessionRow>, now_ms: i64) -> String {
         None => format!("SA-{} (not live)", text::id8(&c.session_id)),
     };
     format!(
-        "{} {} by {who}{}{}",
+        "{} {}{} by {who}{}{}",
         if c.exclusive {
             "exclusive"
         } else {
             "shared   "
         },
         inline(&c.pattern, text::PATH),
+        c.worktree
+            .as_deref()
+            .map(|w| format!(" (in worktree {})", inline(w, text::PATH)))
+            .unwrap_or_default(),
         why(c, " — ", ""),
         c.expires_at_ms
             .map(|t| format!(" (ttl: {} left)", clock::age(t - now_ms)))
@@ -597,6 +614,7 @@ mod tests {
             exclusive: true,
             reason: None,
             ttl_ms: Some(60_000),
+            worktree: None,
         };
         let at = |ms| clock::Fixed(ms);
         assert_eq!(

@@ -237,7 +237,7 @@ pub fn post(ctx: &mut Ctx, env: &mut Envelope) -> Result<()> {
     let all = claims::ClaimSet::new(ctx.store.all_claims()?);
     for p in &changed {
         if let Some((c, holder)) = all
-            .conflicts(&snap.live, &caller, p)
+            .conflicts(&snap.live, &caller, p, wt.as_deref())
             .into_iter()
             .find(|(c, _)| c.exclusive)
         {

@@ -57,7 +57,7 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
             .filter(|c| c.expires_at_ms.is_none_or(|t| t > snap.now_ms))
             .collect(),
     );
-    let hits = all.conflicts(&snap.live, &caller, &path);
+    let hits = all.conflicts(&snap.live, &caller, &path, wt);
     // Everything below that a sibling wrote is shown through `text`; so is `path`.
     let shown = inline(&path, text::PATH);
     if let Some((c, holder)) = hits.iter().find(|(c, _)| c.exclusive) {

@@ -83,13 +83,24 @@ fn cwd() -> PathBuf {
     std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
 }
 
-pub fn claim(
-    session: Option<&str>,
-    exclusive: bool,
-    ttl: Option<&str>,
-    reason: Option<&str>,
-    paths_in: &[String],
-) -> Result<i32> {
+/// What `orchestrator claim` was asked.
+pub struct ClaimOpts<'a> {
+    pub session: Option<&'a str>,
+    pub exclusive: bool,
+    pub ttl: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    /// Scope the claim to this worktree instead of the whole repository.
+    pub worktree_only: bool,
+}
+
+pub fn claim(opts: &ClaimOpts<'_>, paths_in: &[String]) -> Result<i32> {
+    let ClaimOpts {
+        session,
+        exclusive,
+        ttl,
+        reason,
+        worktree_only,
+    } = *opts;
     let (paths, store) = super::open()?;
     let me = resolve_session(&store, &paths, session)?;
     let ttl = ttl
@@ -97,6 +108,11 @@ pub fn claim(
         .transpose()
         .map_err(anyhow::Error::msg)?;
     let pats = claims::patterns(&paths.root, &cwd(), paths_in).map_err(anyhow::Error::msg)?;
+    let scope = match (worktree_only, paths.place_of(Some(&cwd()))) {
+        (false, _) => None,
+        (true, Some((wt, _))) => Some(wt),
+        (true, None) => bail!("--worktree scopes a claim to a git worktree, and this project is not in git: leave it out"),
+    };
     let live = liveness::live(
         store.all_sessions()?,
         clock::now_ms(),
@@ -112,6 +128,7 @@ pub fn claim(
         exclusive,
         reason,
         ttl_ms: ttl,
+        worktree: scope.as_deref(),
     };
     match claims::claim(&store, &req, &SystemProbe, &SystemClock)? {
         Ok(()) => {
@@ -228,10 +245,11 @@ pub fn guard_pre_commit() -> Result<i32> {
     let me = resolve_session(&store, &paths, None).ok();
     let caller = Caller::new(me.as_deref(), process::agent_process());
     let all = claims::ClaimSet::new(store.all_claims()?);
+    let here = paths.place_of(Some(&cwd())).map(|(wt, _)| wt);
     let mut blocked = Vec::new();
     for p in &staged {
         if let Some((c, h)) = all
-            .conflicts(&snap.live, &caller, p)
+            .conflicts(&snap.live, &caller, p, here.as_deref())
             .into_iter()
             .find(|(c, _)| c.exclusive)
         {

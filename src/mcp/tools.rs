@@ -98,6 +98,10 @@ pub struct ClaimArgs {
     /// Upper bound on the claim's life, e.g. `30m`, `2h` (it always ends with your session).
     #[serde(default)]
     pub ttl: Option<String>,
+    /// Only in your git worktree. Default: every worktree of the repository (a claim is
+    /// there to avoid the merge conflict).
+    #[serde(default)]
+    pub worktree_only: Option<bool>,
     #[serde(default)]
     pub session_id: Option<String>,
 }
@@ -411,12 +415,20 @@ impl Tools {
         let root = &self.state.paths.root;
         let pats = or_fail!(claims::patterns(root, root, &a.paths_or_globs));
         let exclusive = a.exclusive.unwrap_or(false);
+        let scope = match (a.worktree_only.unwrap_or(false), self.state.paths.worktree.as_ref()) {
+            (false, _) => None,
+            (true, Some(w)) => Some(w.label()),
+            (true, None) => {
+                return fail("worktree_only scopes a claim to a git worktree, and this project is not in git: leave it out".to_string())
+            }
+        };
         let req = Request {
             session_id: &me,
             patterns: &pats,
             exclusive,
             reason: a.reason.as_deref(),
             ttl_ms: ttl,
+            worktree: scope.as_deref(),
         };
         match claims::claim(&self.state.store(), &req, &SystemProbe, &SystemClock) {
             Ok(Ok(())) => ok(format!(

@@ -15,6 +15,8 @@ pub struct Claim {
     pub reason: Option<String>,
     pub created_at_ms: i64,
     pub expires_at_ms: Option<i64>,
+    /// The worktree the claim is scoped to; `None` covers the whole repository.
+    pub worktree: Option<String>,
 }
 
 fn claim(r: &rusqlite::Row<'_>) -> rusqlite::Result<Claim> {
@@ -26,10 +28,12 @@ fn claim(r: &rusqlite::Row<'_>) -> rusqlite::Result<Claim> {
         reason: r.get(4)?,
         created_at_ms: r.get(5)?,
         expires_at_ms: r.get(6)?,
+        worktree: r.get(7)?,
     })
 }
 
-const COLS: &str = "id, session_id, pattern, exclusive, reason, created_at_ms, expires_at_ms";
+const COLS: &str =
+    "id, session_id, pattern, exclusive, reason, created_at_ms, expires_at_ms, worktree";
 
 /// What a session asks to claim.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +44,8 @@ pub struct Request<'a> {
     pub exclusive: bool,
     pub reason: Option<&'a str>,
     pub ttl_ms: Option<i64>,
+    /// Scope to one worktree (its label); `None` claims across the repository.
+    pub worktree: Option<&'a str>,
 }
 
 impl Store {
@@ -58,9 +64,11 @@ impl Store {
                 return Ok(Err(why));
             }
             let mut stmt = s.conn.prepare_cached(
-                "INSERT INTO claims (session_id, pattern, exclusive, reason, created_at_ms, expires_at_ms)
-                 VALUES (?1,?2,?3,?4,?5,?6)
-                 ON CONFLICT(session_id, pattern) DO UPDATE SET exclusive=?3, reason=?4, expires_at_ms=?6",
+                "INSERT INTO claims
+                   (session_id, pattern, exclusive, reason, created_at_ms, expires_at_ms, worktree)
+                 VALUES (?1,?2,?3,?4,?5,?6,?7)
+                 ON CONFLICT(session_id, pattern)
+                 DO UPDATE SET exclusive=?3, reason=?4, expires_at_ms=?6, worktree=?7",
             )?;
             let expires = req.ttl_ms.map(|t| now_ms.saturating_add(t));
             for p in req.patterns {
@@ -70,7 +78,8 @@ impl Store {
                     req.exclusive as i64,
                     req.reason,
                     now_ms,
-                    expires
+                    expires,
+                    req.worktree
                 ])?;
             }
             Ok(Ok(()))
