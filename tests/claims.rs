@@ -30,21 +30,6 @@ fn edit(id: &str, path: &str) -> String {
     )
 }
 
-fn git(root: &std::path::Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .arg("-C")
-        .arg(root)
-        .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(
-        ok.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-}
-
 #[test]
 fn exclusive_claim_refuses_then_dies_with_its_holder() {
     let p = Project::new();

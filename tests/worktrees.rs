@@ -4,25 +4,10 @@
 
 mod common;
 
-use common::{context, payload, Project, BIN};
+use common::{context, git, payload, Project, BIN};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn git(root: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(root)
-        .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use std::process::Output;
 
 /// A repository with a commit and a linked worktree at `.claude/worktrees/feat`.
 fn repo(p: &Project) -> PathBuf {
@@ -230,22 +215,9 @@ fn decision(out: &Output) -> (String, String) {
 fn hazards_concern_the_worktree_they_happen_in() {
     let p = Project::new();
     let feat = repo(&p);
-    let in_feat = |agent: &common::Sleeper| {
-        vec![
-            ("CLAUDE_PID", agent.id().to_string()),
-            ("ORCHESTRATOR_PROJECT_ROOT", feat.display().to_string()),
-        ]
-    };
     let (_a, a_env) = p.session("aaaaaaaa-main");
     let (_c, c_env) = p.session("cccccccc-main");
-    let b = p.sleeping_agent();
-    let b_env = in_feat(&b);
-    let out = p.hook(
-        "SessionStart",
-        &payload("bbbbbbbb-feat", json!({"source": "startup", "cwd": feat})),
-        &b_env,
-    );
-    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+    let (b, b_env) = p.session_in("bbbbbbbb-feat", &feat);
     // B and C each leave an uncommitted change in their own worktree.
     for (id, env, root) in [
         ("bbbbbbbb-feat", &b_env, &feat),
@@ -293,13 +265,7 @@ fn a_commit_on_a_file_a_sibling_changes_elsewhere_is_said_once() {
     let p = Project::new();
     let feat = repo(&p);
     let (_a, a_env) = p.session("aaaaaaaa-main");
-    let b = p.sleeping_agent();
-    let b_env = vec![
-        ("CLAUDE_PID", b.id().to_string()),
-        ("ORCHESTRATOR_PROJECT_ROOT", feat.display().to_string()),
-    ];
-    let start = payload("bbbbbbbb-feat", json!({"source": "startup", "cwd": feat}));
-    assert!(p.hook("SessionStart", &start, &b_env).status.success());
+    let (b, b_env) = p.session_in("bbbbbbbb-feat", &feat);
     // B is changing src/a.rs in its worktree.
     let out = p.hook(
         "PreToolUse",
@@ -331,13 +297,7 @@ fn a_claim_scoped_to_a_worktree_holds_only_there() {
     let feat = repo(&p);
     let (_a, _) = p.session("aaaaaaaa-main");
     let (_c, c_env) = p.session("cccccccc-main");
-    let b = p.sleeping_agent();
-    let b_env = vec![
-        ("CLAUDE_PID", b.id().to_string()),
-        ("ORCHESTRATOR_PROJECT_ROOT", feat.display().to_string()),
-    ];
-    let start = payload("bbbbbbbb-feat", json!({"source": "startup", "cwd": feat}));
-    assert!(p.hook("SessionStart", &start, &b_env).status.success());
+    let (b, b_env) = p.session_in("bbbbbbbb-feat", &feat);
     let out = run_in(
         &p,
         &p.root,

@@ -124,6 +124,26 @@ impl Project {
         (agent, env)
     }
 
+    /// [`Project::session`] for an agent started in `dir` (a worktree or subdirectory):
+    /// `dir` is its project dir and working directory.
+    pub fn session_in(&self, id: &str, dir: &Path) -> (Sleeper, Vec<(&'static str, String)>) {
+        let agent = self.sleeping_agent();
+        let env = vec![
+            ("CLAUDE_PID", agent.id().to_string()),
+            ("ORCHESTRATOR_PROJECT_ROOT", dir.display().to_string()),
+        ];
+        let out = self.hook(
+            "SessionStart",
+            &payload(id, serde_json::json!({"source": "startup", "cwd": dir})),
+            &env,
+        );
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "SessionStart {id}: {out:?}"
+        );
+        (agent, env)
+    }
+
     /// Starts a fake agent whose child is `orchestrator serve`, with a JSON-RPC client.
     pub fn agent_with_server(&self, env: &[(&str, &str)]) -> Agent {
         let mut c = self.cmd(&self.claude);
@@ -446,4 +466,20 @@ pub fn context(out: &Output) -> String {
         .as_str()
         .unwrap_or_default()
         .to_string()
+}
+
+/// Runs `git -C root <args>` as a test user and asserts it succeeded.
+pub fn git(root: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -179,13 +179,7 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let old_row: Option<SessionRow> = tx
-            .query_row(
-                &format!("SELECT {COLS} FROM sessions WHERE session_id=?1"),
-                [old],
-                from_row,
-            )
-            .optional()?;
+        let old_row = row_in(&tx, old)?;
         let out = register_in(&tx, reg, old_row)?;
         tx.commit()?;
         Ok(out)
@@ -481,6 +475,17 @@ fn existing_owner_matches(existing: Option<&SessionRow>, reg: &Registration<'_>)
     }
 }
 
+/// `id`'s row as `tx` sees it.
+fn row_in(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Option<SessionRow>> {
+    Ok(tx
+        .query_row(
+            &format!("SELECT {COLS} FROM sessions WHERE session_id=?1"),
+            [id],
+            from_row,
+        )
+        .optional()?)
+}
+
 /// Upserts `reg.id` inside `tx`, moving to it every other row of the same agent process
 /// and `also` (a row a rebind names); the last moved row lends its name, role and kind.
 fn register_in(
@@ -493,14 +498,7 @@ fn register_in(
     if reg.evidence.is_provisional() {
         // Checked inside the write transaction: weak evidence never adopts a row another
         // agent process registered, even one registering at this very moment.
-        let existing: Option<SessionRow> = tx
-            .query_row(
-                &format!("SELECT {COLS} FROM sessions WHERE session_id=?1"),
-                [reg.id.as_str()],
-                from_row,
-            )
-            .optional()?;
-        if let Some(e) = existing.filter(|e| e.agent_pid.is_some()) {
+        if let Some(e) = row_in(tx, reg.id.as_str())?.filter(|e| e.agent_pid.is_some()) {
             let ours = reg.agent.is_some_and(|a| {
                 e.agent_pid == Some(a.pid) && e.agent_started_at == Some(a.start_ticks)
             });
@@ -553,13 +551,7 @@ fn register_in(
         out.moved_from.push(old.session_id.clone());
     }
     let carried = olds.pop();
-    let existing: Option<SessionRow> = tx
-        .query_row(
-            &format!("SELECT {COLS} FROM sessions WHERE session_id=?1"),
-            [reg.id.as_str()],
-            from_row,
-        )
-        .optional()?;
+    let existing = row_in(tx, reg.id.as_str())?;
     let evidence = existing
         .as_ref()
         .and_then(|e| e.evidence.as_deref().and_then(Evidence::parse))
