@@ -184,7 +184,7 @@ pub fn doing_cell(e: &Entry, max: usize) -> String {
 }
 
 /// `branch` plus the worktree when it is not the main checkout: `feat · .claude/worktrees/feat`.
-fn place(e: &Entry) -> String {
+pub fn place(e: &Entry) -> String {
     match (e.branch.as_deref(), e.worktree.as_deref()) {
         (Some(b), Some(w)) if w != "." => format!("{b} · {w}"),
         (Some(b), _) => b.to_string(),

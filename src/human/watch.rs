@@ -154,13 +154,14 @@ fn draw(f: &mut ratatui::Frame<'_>, v: &View) {
     ])
     .areas(f.area());
     let header = Row::new([
-        "SESSION", "NAME", "ROLE", "TASK", "STATE", "SEEN", "MSGS", "FILES",
+        "SESSION", "WHERE", "NAME", "ROLE", "TASK", "STATE", "SEEN", "MSGS", "FILES",
     ])
     .style(Style::default().add_modifier(Modifier::BOLD));
     let cell = |s: Option<&str>, n: usize| inline(s.unwrap_or("-"), n).into_owned();
     let rows = v.entries.iter().map(|e| {
         Row::new(vec![
             format!("SA-{}", id8(&e.id8)),
+            inline(&crate::human::status::place(e), text::PATH).into_owned(),
             cell(e.name.as_deref(), text::NAME),
             cell(Some(&e.role), text::NAME),
             crate::human::status::doing_cell(e, text::TASK),
@@ -172,6 +173,7 @@ fn draw(f: &mut ratatui::Frame<'_>, v: &View) {
     });
     let widths = [
         Constraint::Length(11),
+        Constraint::Length(16),
         Constraint::Length(10),
         Constraint::Length(11),
         Constraint::Percentage(30),
