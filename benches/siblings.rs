@@ -41,8 +41,15 @@ fn rows(n: usize) -> Vec<SessionRow> {
                 activity_since: Some(now.clone()),
                 last_tool: None,
                 roster_hash: None,
-                worktree: None,
-                branch: None,
+                // Spread over five worktrees of one repository, as parallel sessions are.
+                worktree: Some(match i % 5 {
+                    0 => ".".into(),
+                    k => format!(".claude/worktrees/w{k}"),
+                }),
+                branch: Some(format!("w{}", i % 5)),
+                prompt_gist: None,
+                prompt_gist_at_ms: None,
+                title: None,
             }
         })
         .collect()
@@ -67,8 +74,8 @@ fn bench(c: &mut Criterion) {
             files: vec!["src/parser.rs".into(), "src/lexer.rs".into()],
         })
         .collect();
-    c.bench_function("render/sibling_block 50", |b| {
-        b.iter(|| black_box(render::sibling_block(black_box(&sibs), now)))
+    c.bench_function("render/sibling_block 50 over 5 worktrees", |b| {
+        b.iter(|| black_box(render::sibling_block(black_box(&sibs), now, Some("."))))
     });
     c.bench_function("render/roster_fingerprint 50", |b| {
         b.iter(|| black_box(render::roster_fingerprint(black_box(&sibs))))

@@ -9,6 +9,11 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
     about = "Lets concurrent AI coding-agent sessions on one project see, message and stay out of each other's way"
 )]
 struct Cli {
+    /// The project (any directory in it; a git repository's worktrees share one registry).
+    /// Default: ORCHESTRATOR_PROJECT_ROOT, else CLAUDE_PROJECT_DIR, else the enclosing
+    /// repository or registry of the working directory.
+    #[arg(long, global = true, value_name = "DIR")]
+    project: Option<std::path::PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -79,6 +84,9 @@ enum Cmd {
         /// Why, shown to siblings.
         #[arg(long)]
         reason: Option<String>,
+        /// Only in this git worktree (default: every worktree of the repository).
+        #[arg(long)]
+        worktree: bool,
         /// Files, directories or globs relative to the project root, e.g. src/parser.rs
         /// 'src/parser/**' (quote globs so the shell leaves them alone).
         #[arg(required = true)]
@@ -191,6 +199,12 @@ fn parse() -> Cli {
 /// Parses arguments and runs the command; returns the process exit code.
 pub fn run() -> i32 {
     let cli = parse();
+    if let Some(dir) = cli.project.as_ref() {
+        // The one place the project is chosen for this process: every room resolves it
+        // through ProjectPaths::resolve, which reads this first.
+        // SAFETY: set before any other thread exists (the runtime starts later).
+        unsafe { std::env::set_var("ORCHESTRATOR_PROJECT_ROOT", dir) };
+    }
     if !matches!(cli.cmd, Cmd::Hook { .. } | Cmd::Serve) {
         // People pipe these into `head`; die quietly on a closed pipe like other Unix
         // tools. Not for serve/hook: they must clean up or answer whatever happens.
@@ -213,12 +227,16 @@ pub fn run() -> i32 {
             exclusive,
             ttl,
             reason,
+            worktree,
             paths,
         } => crate::human::claims::claim(
-            session.as_deref(),
-            exclusive,
-            ttl.as_deref(),
-            reason.as_deref(),
+            &crate::human::claims::ClaimOpts {
+                session: session.as_deref(),
+                exclusive,
+                ttl: ttl.as_deref(),
+                reason: reason.as_deref(),
+                worktree_only: worktree,
+            },
             &paths,
         ),
         Cmd::Release { session, paths } => {

@@ -38,7 +38,7 @@ fn undescribed(text: &str) -> Vec<String> {
         if !(section.starts_with("Arguments:") || section.starts_with("Options:")) {
             continue;
         }
-        let t = line.trim_start();
+        let t = line.trim();
         let is_entry = t.starts_with('-') || t.starts_with('<') || t.starts_with('[');
         if is_entry && !t.contains("  ") {
             bad.push(line.to_string());

@@ -26,17 +26,6 @@ fn env(pid: i32, root: &str) -> [(&'static str, String); 2] {
     ]
 }
 
-fn git(root: &std::path::Path, args: &[&str]) {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(root)
-        .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(out.status.success(), "git {args:?}: {out:?}");
-}
-
 fn id8(id: &str) -> &str {
     &id[..8]
 }

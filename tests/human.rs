@@ -336,3 +336,90 @@ fn install_merges_idempotently_with_backup() {
         "nothing lost"
     );
 }
+
+#[test]
+fn person_commands_find_their_project_and_create_nothing_to_read() {
+    let p = Project::new();
+    let (_a, _) = p.session("aaaa1111-first");
+    let (_b, _) = p.session("bbbb2222-second");
+    let sub = p.root.join("src/deep");
+    std::fs::create_dir_all(&sub).expect("mkdir");
+    let from = |dir: &std::path::Path, args: &[&str]| {
+        p.cmd(std::path::Path::new(common::BIN))
+            .env_remove("ORCHESTRATOR_PROJECT_ROOT")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    // From a subdirectory, like git: the enclosing registry.
+    let out = from(&sub, &["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v.as_array().map(Vec::len), Some(2), "{out:?}");
+    assert!(!sub.join(".orchestrator-state").exists());
+    assert!(!p.root.join("src/.orchestrator-state").exists());
+
+    // Acting on the id `status` shows: SA-<id8>, @SA-<id8>, a prefix.
+    for (who, claim) in [("SA-aaaa1111", "src/a.rs"), ("@SA-bbbb2222", "src/b.rs")] {
+        let out = from(&sub, &["claim", "--session", who, "--exclusive", claim]);
+        assert!(out.status.success(), "{who}: {out:?}");
+    }
+    let out = from(&sub, &["release", "--session", "aaaa1"]);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("src/a.rs"),
+        "{out:?}"
+    );
+    let out = from(&sub, &["claim", "--session", "SA-cccc", "src/c.rs"]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no session matches"));
+
+    // --project from anywhere.
+    let elsewhere = p.home.clone();
+    let out = from(
+        &elsewhere,
+        &[
+            "--project",
+            &p.root.display().to_string(),
+            "claims",
+            "--json",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("src/b.rs"),
+        "{out:?}"
+    );
+
+    // Commands that only read create nothing where there is no registry, and say so.
+    let empty = p.home.join("empty/sub");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    for args in [
+        &["status"][..],
+        &["status", "--json"][..],
+        &["claims"][..],
+        &["gc", "--dry-run"][..],
+        &["doctor"][..],
+    ] {
+        let out = from(&empty, args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        assert!(
+            !empty.join(".orchestrator-state").exists()
+                && !p.home.join("empty/.orchestrator-state").exists(),
+            "{args:?} created a registry"
+        );
+    }
+    let out = from(&empty, &["status"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no orchestrator registry"),
+        "{out:?}"
+    );
+    // A mistyped project root is named, not created.
+    let out = p
+        .cmd(std::path::Path::new(common::BIN))
+        .env("ORCHESTRATOR_PROJECT_ROOT", p.home.join("typo"))
+        .args(["status"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a directory"));
+    assert!(!p.home.join("typo").exists());
+}

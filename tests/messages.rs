@@ -1,4 +1,5 @@
-//! Messages between real sessions: exactly-once delivery under concurrency, racing hooks,
+//! Messages between real sessions: exactly-once delivery under concurrency and racing
+//! hooks, nothing lost when a hook dies or is not read mid-delivery,
 //! dead recipients, roles, addressing errors and body safety.
 
 mod common;
@@ -370,4 +371,168 @@ fn prime_is_a_singleton() {
         context(&out)
     );
     b.kill();
+}
+
+/// A hook run whose answer nobody reads (stdout closed) or that is killed at a random
+/// moment; returns the ids its stdout carried in full, if any.
+fn hostile_run(
+    p: &Project,
+    rid: &str,
+    env: &[(&str, String)],
+    kill_after: Option<Duration>,
+) -> Vec<i64> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut c = p.cmd(std::path::Path::new(BIN));
+    c.args(["hook", "UserPromptSubmit"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = spawn_retrying(&mut c);
+    if kill_after.is_none() {
+        drop(child.stdout.take()); // nobody will read the answer
+    }
+    if let Some(mut si) = child.stdin.take() {
+        let _ = si.write_all(payload(rid, json!({"prompt":"x"})).as_bytes());
+    }
+    if let Some(d) = kill_after {
+        std::thread::sleep(d);
+        kill(child.id() as i32, libc::SIGKILL);
+    }
+    let out = child.wait_with_output().expect("hook output");
+    if out.status.code().is_some() {
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            out.stderr.iter().filter(|b| **b == b'\n').count() <= 1,
+            "{out:?}"
+        );
+    }
+    // What reached the pipe in full was handed to the client, killed or not.
+    match serde_json::from_slice::<serde_json::Value>(&out.stdout) {
+        Ok(v) => injected_ids(
+            v["hookSpecificOutput"]["additionalContext"]
+                .as_str()
+                .unwrap_or(""),
+        ),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn hooks_killed_or_unread_mid_delivery_lose_no_message() {
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+    const M: usize = 200;
+    const HOOKS: usize = 90;
+    let p = Project::new();
+    let rid = "deafkill-recv";
+    let (_agent, env) = p.session(rid);
+    // About a dozen messages fit one answer, so every hook run has mail to lose.
+    let filler = "lorem ipsum ".repeat(40);
+    let mut ids = BTreeSet::new();
+    for k in 0..M {
+        let out = p.run(&["send", "@SA-deafkill", &format!("note {k} {filler}")]);
+        let said = String::from_utf8_lossy(&out.stdout).to_string();
+        let id = said
+            .strip_prefix("message #")
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse::<i64>().ok());
+        ids.insert(id.unwrap_or_else(|| panic!("send: {out:?}")));
+    }
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut seen: BTreeMap<i64, usize> = BTreeMap::new();
+    // Ids a killed run wrote: it may have died before recording them as delivered.
+    let mut written_by_killed = BTreeSet::new();
+    let (mut unread, mut killed) = (0, 0);
+    for i in 0..HOOKS {
+        let got = match i % 3 {
+            0 => {
+                unread += 1;
+                hostile_run(&p, rid, &env, None)
+            }
+            1 => {
+                killed += 1;
+                let after = Duration::from_micros(rng.gen_range(0..40_000));
+                let got = hostile_run(&p, rid, &env, Some(after));
+                written_by_killed.extend(got.iter().copied());
+                got
+            }
+            _ => {
+                let out = p.hook(
+                    "UserPromptSubmit",
+                    &payload(rid, json!({"prompt":"x"})),
+                    &env,
+                );
+                assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+                injected_ids(&context(&out))
+            }
+        };
+        for id in got {
+            *seen.entry(id).or_default() += 1;
+        }
+    }
+    // What a killed hook held is due again once its lease lapses.
+    std::thread::sleep(Duration::from_millis(
+        orchestrator::core::store::messages::LEASE_MS as u64 + 500,
+    ));
+    for id in drain(&p, rid, env[0].1.parse().expect("pid")) {
+        *seen.entry(id).or_default() += 1;
+    }
+    let lost: Vec<&i64> = ids.iter().filter(|id| !seen.contains_key(id)).collect();
+    let twice: Vec<i64> = seen
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(id, _)| *id)
+        .collect();
+    eprintln!(
+        "{HOOKS} hook runs ({unread} unread, {killed} killed): {} of {M} messages lost, {} shown twice",
+        lost.len(),
+        twice.len()
+    );
+    assert!(lost.is_empty(), "lost: {lost:?}");
+    assert!(
+        twice.iter().all(|id| written_by_killed.contains(id)),
+        "only a hook killed after writing may cause a repeat: {twice:?}"
+    );
+}
+
+#[test]
+fn a_pushed_message_is_in_context_once_sent_and_not_injected_again() {
+    let p = Project::new();
+    let rid = "pushed00-rrrr";
+    let mut r = p.agent_with_server(&[
+        ("CLAUDE_CODE_SESSION_ID", rid),
+        ("ORCHESTRATOR_CHANNEL", "on"),
+    ]);
+    r.initialize();
+    assert!(wait_until(Duration::from_secs(10), || live_ids(&p)
+        .contains(&rid.to_string())));
+    let out = p.run(&["send", "@SA-pushed00", "live news"]);
+    assert!(out.status.success(), "{out:?}");
+    let n = r
+        .wait_notification("notifications/claude/channel", Duration::from_secs(20))
+        .expect("pushed");
+    let content = n["params"]["content"].as_str().unwrap_or_default();
+    assert!(content.contains("│ live news"), "{n}");
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let db = p.state_dir().join("agent-channel/agent_channel.db");
+            rusqlite::Connection::open(db)
+                .and_then(|c| {
+                    c.query_row("SELECT state || '/' || via FROM deliveries", [], |r| {
+                        r.get::<_, String>(0)
+                    })
+                })
+                .is_ok_and(|s| s == "in_context/channel")
+        }),
+        "confirmed as pushed"
+    );
+    let out = p.hook(
+        "UserPromptSubmit",
+        &payload(rid, json!({"prompt": "x"})),
+        &[("CLAUDE_PID", r.pid.to_string())],
+    );
+    assert!(!context(&out).contains("live news"), "{out:?}");
 }

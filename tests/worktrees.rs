@@ -4,25 +4,10 @@
 
 mod common;
 
-use common::{context, payload, Project, BIN};
+use common::{context, git, payload, Project, BIN};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn git(root: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(root)
-        .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use std::process::Output;
 
 /// A repository with a commit and a linked worktree at `.claude/worktrees/feat`.
 fn repo(p: &Project) -> PathBuf {
@@ -98,8 +83,20 @@ fn worktrees_of_one_repository_share_one_registry() {
         assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
         let ctx = context(&out);
         assert!(ctx.contains("SA-aaaaaaaa"), "B does not see A: {ctx}");
+        assert!(ctx.contains("in main · main checkout"), "{ctx}");
         (agent, env)
     };
+    // A's next turn shows B and where B works.
+    let out = p.hook(
+        "UserPromptSubmit",
+        &payload("aaaaaaaa-main", json!({"prompt": "go", "cwd": p.root})),
+        &a_env,
+    );
+    let ctx = context(&out);
+    assert!(
+        ctx.contains("SA-bbbbbbbb") && ctx.contains("in feat · .claude/worktrees/feat"),
+        "{ctx}"
+    );
     assert!(p.root.join(".orchestrator-state").is_dir());
     assert!(
         !feat.join(".orchestrator-state").exists(),
@@ -218,22 +215,9 @@ fn decision(out: &Output) -> (String, String) {
 fn hazards_concern_the_worktree_they_happen_in() {
     let p = Project::new();
     let feat = repo(&p);
-    let in_feat = |agent: &common::Sleeper| {
-        vec![
-            ("CLAUDE_PID", agent.id().to_string()),
-            ("ORCHESTRATOR_PROJECT_ROOT", feat.display().to_string()),
-        ]
-    };
     let (_a, a_env) = p.session("aaaaaaaa-main");
     let (_c, c_env) = p.session("cccccccc-main");
-    let b = p.sleeping_agent();
-    let b_env = in_feat(&b);
-    let out = p.hook(
-        "SessionStart",
-        &payload("bbbbbbbb-feat", json!({"source": "startup", "cwd": feat})),
-        &b_env,
-    );
-    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+    let (b, b_env) = p.session_in("bbbbbbbb-feat", &feat);
     // B and C each leave an uncommitted change in their own worktree.
     for (id, env, root) in [
         ("bbbbbbbb-feat", &b_env, &feat),
@@ -273,5 +257,91 @@ fn hazards_concern_the_worktree_they_happen_in() {
         &a_env,
     );
     assert_eq!(decision(&out).0, "", "{out:?}");
+    drop(b);
+}
+
+#[test]
+fn a_commit_on_a_file_a_sibling_changes_elsewhere_is_said_once() {
+    let p = Project::new();
+    let feat = repo(&p);
+    let (_a, a_env) = p.session("aaaaaaaa-main");
+    let (b, b_env) = p.session_in("bbbbbbbb-feat", &feat);
+    // B is changing src/a.rs in its worktree.
+    let out = p.hook(
+        "PreToolUse",
+        &edit("bbbbbbbb-feat", &feat.join("src/a.rs"), &feat),
+        &b_env,
+    );
+    assert!(out.status.success(), "{out:?}");
+    // A commits its own change to src/a.rs on main, through Bash.
+    std::fs::write(p.root.join("src/a.rs"), "fn a() { /* main */ }\n").expect("write");
+    let commit = bash("aaaaaaaa-main", "git commit -qam 'main change'", &p.root);
+    assert!(p.hook("PreToolUse", &commit, &a_env).status.success());
+    git(&p.root, &["commit", "-qam", "main change"]);
+    let out = p.hook("PostToolUse", &commit, &a_env);
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+    let prompt = payload("bbbbbbbb-feat", json!({"prompt": "go on", "cwd": feat}));
+    let ctx = context(&p.hook("UserPromptSubmit", &prompt, &b_env));
+    assert!(
+        ctx.contains("SA-aaaaaaaa committed src/a.rs on branch main"),
+        "{ctx}"
+    );
+    let again = context(&p.hook("UserPromptSubmit", &prompt, &b_env));
+    assert!(!again.contains("committed src/a.rs"), "said twice: {again}");
+    drop(b);
+}
+
+#[test]
+fn a_claim_scoped_to_a_worktree_holds_only_there() {
+    let p = Project::new();
+    let feat = repo(&p);
+    let (_a, _) = p.session("aaaaaaaa-main");
+    let (_c, c_env) = p.session("cccccccc-main");
+    let (b, b_env) = p.session_in("bbbbbbbb-feat", &feat);
+    let out = run_in(
+        &p,
+        &p.root,
+        &[
+            "claim",
+            "--session",
+            "SA-aaaaaaaa",
+            "--exclusive",
+            "--worktree",
+            "src/**",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let listed = String::from_utf8_lossy(&run_in(&p, &p.root, &["claims"]).stdout).to_string();
+    assert!(listed.contains("(in worktree .)"), "{listed}");
+    let deny = |out: &Output| {
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        v["hookSpecificOutput"]["permissionDecision"] == "deny"
+    };
+    let in_main = p.hook(
+        "PreToolUse",
+        &edit("cccccccc-main", &p.root.join("src/a.rs"), &p.root),
+        &c_env,
+    );
+    assert!(deny(&in_main), "{in_main:?}");
+    let in_feat = p.hook(
+        "PreToolUse",
+        &edit("bbbbbbbb-feat", &feat.join("src/a.rs"), &feat),
+        &b_env,
+    );
+    assert!(!deny(&in_feat), "{in_feat:?}");
+    // B may even claim the same files exclusively in its own worktree.
+    let out = run_in(
+        &p,
+        &feat,
+        &[
+            "claim",
+            "--session",
+            "SA-bbbbbbbb",
+            "--exclusive",
+            "--worktree",
+            "src/**",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
     drop(b);
 }

@@ -4,6 +4,7 @@
 
 use crate::core::identity::SessionId;
 use crate::core::store::SessionRow;
+use crate::core::text::{self, inline};
 
 /// One parsed address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,9 +93,12 @@ fn who(rows: &[&SessionRow]) -> String {
     }
     let list: Vec<String> = rows
         .iter()
-        .map(|r| match r.name.as_deref() {
-            Some(n) => format!("@SA-{} ({n}, {})", r.id8, r.role),
-            None => format!("@SA-{} ({})", r.id8, r.role),
+        .map(|r| {
+            let (id8, role) = (text::id8(&r.id8), inline(&r.role, text::NAME));
+            match r.name.as_deref() {
+                Some(n) => format!("@SA-{id8} ({}, {role})", inline(n, text::NAME)),
+                None => format!("@SA-{id8} ({role})"),
+            }
         })
         .collect();
     format!("live: {}", list.join(", "))
@@ -203,7 +207,7 @@ pub fn resolve(
                                 return Err(format!(
                                     "@SA-{p} is ambiguous among known sessions: {}",
                                     many.iter()
-                                        .map(|s| s.as_str())
+                                        .map(|s| inline(s, 128))
                                         .collect::<Vec<_>>()
                                         .join(", ")
                                 ))
@@ -214,7 +218,7 @@ pub fn resolve(
                         return Err(format!(
                             "@SA-{p} is ambiguous: it matches {}; use more characters",
                             many.iter()
-                                .map(|r| format!("@SA-{}", r.session_id))
+                                .map(|r| format!("@SA-{}", inline(&r.session_id, 128)))
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         ))
@@ -224,6 +228,50 @@ pub fn resolve(
         }
     }
     Ok(out)
+}
+
+/// The one session a person means by `text` — as `status` shows it or as they would type
+/// it: a full id, `SA-<id8>`, `@SA-<id8>`, a unique id prefix, or a name (`@name`).
+/// `rows` are the registry's sessions (live first is best: a live match wins a tie).
+pub fn one_session(text: &str, rows: &[SessionRow]) -> Result<String, String> {
+    let t = text.trim();
+    let bare = t.strip_prefix('@').unwrap_or(t);
+    let prefix = bare.strip_prefix("SA-").unwrap_or(bare);
+    if let Some(r) = rows.iter().find(|r| r.session_id == prefix) {
+        return Ok(r.session_id.clone());
+    }
+    let refs: Vec<&SessionRow> = rows.iter().collect();
+    let by_prefix: Vec<&SessionRow> = if prefix.is_empty() || SessionId::parse(prefix).is_err() {
+        Vec::new()
+    } else {
+        rows.iter()
+            .filter(|r| r.session_id.starts_with(prefix))
+            .collect()
+    };
+    let by_name: Vec<&SessionRow> = rows
+        .iter()
+        .filter(|r| r.name.as_deref() == Some(bare))
+        .collect();
+    match (by_prefix.as_slice(), by_name.as_slice()) {
+        ([one], _) | ([], [one]) => Ok(one.session_id.clone()),
+        ([], []) => Err(format!(
+            "no session matches {:?} ({}); use an id as `orchestrator status` shows it",
+            inline(t, text::NAME),
+            who(&refs)
+        )),
+        (many, _) if !many.is_empty() => Err(format!(
+            "{:?} matches {} sessions ({}); give more of the id",
+            inline(t, text::NAME),
+            many.len(),
+            who(many)
+        )),
+        (_, many) => Err(format!(
+            "{} sessions are named {:?} ({}); use @SA-<id8>",
+            many.len(),
+            inline(bare, text::NAME),
+            who(many)
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -253,6 +301,9 @@ mod tests {
             roster_hash: None,
             worktree: None,
             branch: None,
+            prompt_gist: None,
+            prompt_gist_at_ms: None,
+            title: None,
         }
     }
 
@@ -361,5 +412,29 @@ mod tests {
         );
         assert_eq!(leading("no address"), (None, "no address".into()));
         assert_eq!(leading("@ lonely"), (None, "@ lonely".into()));
+    }
+
+    #[test]
+    fn one_session_takes_what_the_person_sees() {
+        let rows = vec![
+            row("aaaa1111-x", Some("alice"), "prime"),
+            row("aaaa2222-y", None, "subordinate"),
+            row("bbbb3333-z", Some("bob"), "subordinate"),
+        ];
+        for (text, want) in [
+            ("aaaa1111-x", "aaaa1111-x"),
+            ("SA-aaaa1111", "aaaa1111-x"),
+            ("@SA-aaaa1111", "aaaa1111-x"),
+            ("aaaa2", "aaaa2222-y"),
+            ("@bob", "bbbb3333-z"),
+            ("alice", "aaaa1111-x"),
+        ] {
+            assert_eq!(one_session(text, &rows).as_deref(), Ok(want), "{text}");
+        }
+        let amb = one_session("SA-aaaa", &rows).unwrap_err();
+        assert!(amb.contains("matches 2 sessions"), "{amb}");
+        let none = one_session("@SA-cccc", &rows).unwrap_err();
+        assert!(none.contains("no session matches"), "{none}");
+        assert!(one_session("../etc", &rows).is_err());
     }
 }

@@ -12,6 +12,32 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Where "now" comes from, passed beside the `Probe`: time-bound rules (claim ttls) are
+/// tested at chosen instants instead of by sleeping.
+pub trait Clock {
+    fn now_ms(&self) -> i64;
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        now_ms()
+    }
+}
+
+/// A clock stopped at one instant (epoch ms), for tests.
+#[derive(Debug, Clone, Copy)]
+pub struct Fixed(pub i64);
+
+impl Clock for Fixed {
+    fn now_ms(&self) -> i64 {
+        self.0
+    }
+}
+
 /// `2026-11-24T12:03:04.567Z` for an epoch-millisecond instant.
 pub fn iso(ms: i64) -> String {
     let secs = ms.div_euclid(1000);

@@ -231,7 +231,7 @@ pub fn reap_with_progress(
             // Claims end with their session: release what the buried rows held now, as
             // any roster snapshot would, so a `gc` leaves nothing of the dead behind.
             let live = liveness::live(store.all_sessions()?, now, probe, Policy::from_env());
-            crate::core::claims::expire(store, &live)?;
+            crate::core::claims::expire(store, &live, now)?;
         }
     }
     Ok(report)

@@ -44,15 +44,33 @@ impl ProjectPaths {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
         };
-        let root = match from_env("ORCHESTRATOR_PROJECT_ROOT")
-            .or_else(|| from_env("CLAUDE_PROJECT_DIR"))
-        {
-            Some(p) => p,
-            None => std::env::current_dir().context(
-                "cannot read the working directory: set ORCHESTRATOR_PROJECT_ROOT to the project",
-            )?,
-        };
-        Self::from_root(&root)
+        for key in ["ORCHESTRATOR_PROJECT_ROOT", "CLAUDE_PROJECT_DIR"] {
+            if let Some(p) = from_env(key) {
+                if !p.is_dir() {
+                    bail!(
+                        "{key}={} is not a directory: point it at your project (or unset it)",
+                        p.display()
+                    );
+                }
+                return Self::from_root(&p);
+            }
+        }
+        let cwd = std::env::current_dir().context(
+            "cannot read the working directory: pass --project DIR or set ORCHESTRATOR_PROJECT_ROOT",
+        )?;
+        // As git does: from a subdirectory, the project is the nearest enclosing repository
+        // (from_root finds it) or the nearest directory that already has a registry.
+        if Worktree::containing(&cwd).is_none() {
+            if let Some(dir) = enclosing_registry(&cwd) {
+                return Self::from_root(&dir);
+            }
+        }
+        Self::from_root(&cwd)
+    }
+
+    /// True when this project's registry database exists (nothing is created to find out).
+    pub fn has_registry(&self) -> bool {
+        fs::symlink_metadata(self.db_path()).is_ok()
     }
 
     /// Lays out the state paths for `root`, refusing a root inside a plugin cache.
@@ -189,6 +207,25 @@ impl ProjectPaths {
     pub fn legacy_anchor_path(&self) -> PathBuf {
         self.state_dir.join(LEGACY_ANCHOR)
     }
+}
+
+/// The nearest directory at or above `dir` holding a registry. The walk stops below a
+/// directory this user does not own or anyone may write (`/tmp`): a registry planted there
+/// by someone else is never taken for this project's.
+fn enclosing_registry(dir: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    for d in dir.ancestors() {
+        let Ok(meta) = fs::metadata(d) else { break };
+        if meta.uid() != me || meta.mode() & 0o002 != 0 {
+            break;
+        }
+        if fs::symlink_metadata(d.join(STATE_DIR)).is_ok_and(|m| m.is_dir()) {
+            return Some(d.to_path_buf());
+        }
+    }
+    None
 }
 
 /// True when `path` lies under a `.claude/plugins/cache` directory.

@@ -2,6 +2,7 @@
 
 use crate::core::clock;
 use crate::core::store::SessionRow;
+use crate::core::text::{self, inline};
 
 /// Siblings listed in full before the block says how many more there are.
 pub const MAX_SHOWN: usize = 8;
@@ -17,36 +18,99 @@ pub struct SiblingView<'a> {
 
 /// `SA-1a2b3c4d` — how a session is addressed and named in text.
 pub fn handle(row: &SessionRow) -> String {
-    format!("SA-{}", row.id8)
+    format!("SA-{}", text::id8(&row.id8))
 }
 
-fn clip(s: &str, n: usize) -> String {
-    let flat: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if flat.chars().count() <= n {
-        flat
-    } else {
-        let mut t: String = flat.chars().take(n.saturating_sub(1)).collect();
-        t.push('…');
-        t
+/// How a session is called in text: its name, else its role.
+pub fn called(row: &SessionRow) -> String {
+    inline(row.name.as_deref().unwrap_or(&row.role), text::NAME).into_owned()
+}
+
+/// How we know what a session is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DoingKind {
+    /// Set with `update_session_task` (always wins).
+    Task,
+    /// The title the client gave the session.
+    Title,
+    /// The gist of the person's latest prompt.
+    Prompt,
+}
+
+/// What `row` is doing, and how we know: its set task, else its title, else the gist of
+/// its latest prompt.
+pub fn doing(row: &SessionRow) -> Option<(DoingKind, &str)> {
+    fn set(s: &Option<String>) -> Option<&str> {
+        s.as_deref().filter(|t| !t.trim().is_empty())
+    }
+    set(&row.current_task)
+        .map(|t| (DoingKind::Task, t))
+        .or_else(|| set(&row.title).map(|t| (DoingKind::Title, t)))
+        .or_else(|| set(&row.prompt_gist).map(|t| (DoingKind::Prompt, t)))
+}
+
+/// [`doing`] as text: `parser rewrite`, `"fix login" (session title)`,
+/// `"split the parser" (latest prompt, 4 min ago)`, or `(no task set)`.
+pub fn doing_text(row: &SessionRow, now_ms: i64, max: usize) -> String {
+    match doing(row) {
+        Some((DoingKind::Task, t)) => inline(t, max).into_owned(),
+        Some((DoingKind::Title, t)) => format!("\"{}\" (session title)", inline(t, max)),
+        Some((DoingKind::Prompt, t)) => format!(
+            "\"{}\" (latest prompt{})",
+            inline(t, max),
+            row.prompt_gist_at_ms
+                .map(|at| format!(", {} ago", clock::age(now_ms - at)))
+                .unwrap_or_default()
+        ),
+        None => "(no task set)".into(),
     }
 }
 
-/// One roster line: handle, name, role, task, turn state, last seen, files.
-pub fn session_line(row: &SessionRow, files: &[String], now_ms: i64) -> String {
+/// A sibling's task as text shows it.
+pub fn task(row: &SessionRow) -> String {
+    doing_text(row, clock::now_ms(), text::TASK)
+}
+
+/// Paths as text shows them, comma-separated.
+pub fn paths<S: AsRef<str>>(paths: &[S]) -> String {
+    paths
+        .iter()
+        .map(|p| inline(p.as_ref(), text::PATH))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Where a session works, when that is not `here` (the reader's worktree):
+/// ` in feat · .claude/worktrees/feat`.
+pub fn place(row: &SessionRow, here: Option<&str>) -> String {
+    let Some(wt) = row.worktree.as_deref().filter(|w| Some(*w) != here) else {
+        return String::new();
+    };
+    let wt_text = if wt == "." {
+        "main checkout".into()
+    } else {
+        inline(wt, text::PATH)
+    };
+    match row.branch.as_deref() {
+        Some(b) => format!(" in {} · {wt_text}", inline(b, text::NAME)),
+        None => format!(" in {wt_text}"),
+    }
+}
+
+/// One roster line: handle, name, role, where (if elsewhere), task, turn state, last
+/// seen, files.
+pub fn session_line(row: &SessionRow, files: &[String], now_ms: i64, here: Option<&str>) -> String {
     let mut s = format!("- {}", handle(row));
     if let Some(n) = row.name.as_deref().filter(|n| !n.is_empty()) {
-        s.push_str(&format!(" \"{}\"", clip(n, 40)));
+        s.push_str(&format!(" \"{}\"", inline(n, text::NAME)));
     }
-    s.push_str(&format!(" ({})", row.role));
-    match row.current_task.as_deref().filter(|t| !t.is_empty()) {
-        Some(t) => s.push_str(&format!(" — {}", clip(t, TASK_CHARS))),
-        None => s.push_str(" — (no task set)"),
-    }
+    s.push_str(&format!(" ({})", inline(&row.role, text::NAME)));
+    s.push_str(&place(row, here));
+    s.push_str(&format!(" — {}", doing_text(row, now_ms, TASK_CHARS)));
     if let (Some(a), Some(since)) = (row.activity.as_deref(), row.activity_since.as_deref()) {
         if let Some(ms) = clock::parse_iso(since) {
+            let a = inline(a, text::NAME);
             s.push_str(&format!(" · {a} {}", clock::age(now_ms - ms)));
         }
     }
@@ -55,8 +119,8 @@ pub fn session_line(row: &SessionRow, files: &[String], now_ms: i64) -> String {
         clock::age(now_ms - row.heartbeat_ms())
     ));
     if !files.is_empty() {
-        let shown: Vec<&str> = files.iter().take(5).map(String::as_str).collect();
-        s.push_str(&format!(" · files: {}", shown.join(", ")));
+        let shown = &files[..files.len().min(5)];
+        s.push_str(&format!(" · files: {}", paths(shown)));
         if files.len() > shown.len() {
             s.push_str(&format!(" (+{})", files.len() - shown.len()));
         }
@@ -64,8 +128,9 @@ pub fn session_line(row: &SessionRow, files: &[String], now_ms: i64) -> String {
     s
 }
 
-/// The sibling block; empty when there are no siblings. Never truncates silently.
-pub fn sibling_block(siblings: &[SiblingView<'_>], now_ms: i64) -> String {
+/// The sibling block; empty when there are no siblings. Never truncates silently. `here`
+/// is the reader's worktree: siblings elsewhere say where they work.
+pub fn sibling_block(siblings: &[SiblingView<'_>], now_ms: i64, here: Option<&str>) -> String {
     let total = siblings.len();
     if total == 0 {
         return String::new();
@@ -80,7 +145,7 @@ pub fn sibling_block(siblings: &[SiblingView<'_>], now_ms: i64) -> String {
         format!("[orchestrator] {total} sibling {noun} active:\n")
     };
     for v in siblings.iter().take(MAX_SHOWN) {
-        out.push_str(&session_line(v.row, &v.files, now_ms));
+        out.push_str(&session_line(v.row, &v.files, now_ms, here));
         out.push('\n');
     }
     out
@@ -101,6 +166,10 @@ pub fn roster_fingerprint(siblings: &[SiblingView<'_>]) -> String {
         feed(v.row.name.as_deref().unwrap_or(""));
         feed(&v.row.role);
         feed(v.row.current_task.as_deref().unwrap_or(""));
+        feed(v.row.title.as_deref().unwrap_or(""));
+        feed(v.row.prompt_gist.as_deref().unwrap_or(""));
+        feed(v.row.worktree.as_deref().unwrap_or(""));
+        feed(v.row.branch.as_deref().unwrap_or(""));
         for f in &v.files {
             feed(f);
         }

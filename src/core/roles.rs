@@ -4,9 +4,10 @@
 
 use crate::core::clock;
 use crate::core::identity::session_id::id8;
-use crate::core::identity::Probe;
+use crate::core::identity::{Probe, SystemProbe};
 use crate::core::liveness::{self, Policy};
-use crate::core::store::{SessionRow, Store};
+use crate::core::store::sessions::LiveTest;
+use crate::core::store::{Registration, SessionRow, Store};
 use anyhow::Result;
 
 pub const PRIME: &str = "prime";
@@ -25,65 +26,69 @@ pub fn live_prime(store: &Store, me: &str, probe: &dyn Probe) -> Result<Option<S
         .find(|r| r.role == PRIME && r.session_id != me))
 }
 
-/// The role `me` may take when it asks for `wanted`: prime only when no other live
-/// session holds it. Returns the role and, when downgraded, why.
-pub fn admissible(
-    store: &Store,
-    me: &str,
-    wanted: &str,
-    probe: &dyn Probe,
-) -> Result<(String, Option<String>)> {
-    if wanted != PRIME {
-        return Ok((SUBORDINATE.into(), None));
+/// Whether a holder of prime is live now (the test registration hands the store, which
+/// applies it inside its transaction: see `Registration::sole_role`).
+pub fn holder_live(row: &SessionRow) -> bool {
+    liveness::verdict(row, clock::now_ms(), &SystemProbe, Policy::from_env()).is_live()
+}
+
+/// Asks for `wanted` in `reg`: prime as a singleton, anything else as subordinate.
+pub fn ask(reg: &mut Registration<'_>, wanted: &str) {
+    if wanted == PRIME {
+        reg.role = Some(PRIME);
+        reg.sole_role = Some(LiveTest(&holder_live));
+    } else {
+        reg.role = Some(SUBORDINATE);
     }
-    Ok(match live_prime(store, me, probe)? {
-        Some(h) => (
-            SUBORDINATE.into(),
-            Some(format!(
-                "prime is held by live session SA-{} ({}); you run as subordinate. \
-                 Use claim_prime(force: true) or `orchestrator takeover` to move it.",
-                h.id8,
-                h.name.as_deref().unwrap_or("unnamed")
-            )),
-        ),
-        None => (PRIME.into(), None),
-    })
+}
+
+/// What a session that asked for prime is told when `holder` has it.
+pub fn held_notice(holder: &SessionRow) -> String {
+    format!(
+        "prime is held by live session SA-{} ({}); you run as subordinate. \
+         Use claim_prime(force: true) or `orchestrator takeover` to move it.",
+        holder.id8,
+        holder.name.as_deref().unwrap_or("unnamed")
+    )
 }
 
 /// Makes `me` prime. Refused while another live session holds it unless `force`; the
 /// previous holder (if any) becomes subordinate and is told. Returns the previous holder.
+/// One immediate transaction, so two sessions claiming at once cannot both end prime.
 pub fn claim_prime(
     store: &Store,
     me: &str,
     force: bool,
     probe: &dyn Probe,
 ) -> Result<Result<Option<String>, String>> {
-    let holder = live_prime(store, me, probe)?;
-    if let Some(h) = holder.as_ref() {
-        if !force {
-            return Ok(Err(format!(
-                "prime is held by live session SA-{} (session_id {}); pass force: true to take it over",
-                h.id8, h.session_id
-            )));
+    store.atomically(|store| {
+        let holder = live_prime(store, me, probe)?;
+        if let Some(h) = holder.as_ref() {
+            if !force {
+                return Ok(Err(format!(
+                    "prime is held by live session SA-{} (session_id {}); pass force: true to take it over",
+                    h.id8, h.session_id
+                )));
+            }
         }
-    }
-    // Dead holders' rows may linger until buried: demote every other prime row.
-    for r in store.all_sessions()? {
-        if r.role == PRIME && r.session_id != me {
-            store.set_role(&r.session_id, SUBORDINATE)?;
-            store.add_notice(
-                &r.session_id,
-                &format!(
-                    "SA-{} took over the prime role; you are now subordinate.",
-                    id8(me)
-                ),
-            )?;
+        if !store.set_role(me, PRIME)? {
+            return Ok(Err(
+                "this session has no registry row yet: retry after its first hook".into(),
+            ));
         }
-    }
-    if !store.set_role(me, PRIME)? {
-        return Ok(Err(
-            "this session has no registry row yet: retry after its first hook".into(),
-        ));
-    }
-    Ok(Ok(holder.map(|h| h.session_id)))
+        // Dead holders' rows may linger until buried: demote every other prime row.
+        for r in store.all_sessions()? {
+            if r.role == PRIME && r.session_id != me {
+                store.set_role(&r.session_id, SUBORDINATE)?;
+                store.add_notice(
+                    &r.session_id,
+                    &format!(
+                        "SA-{} took over the prime role; you are now subordinate.",
+                        id8(me)
+                    ),
+                )?;
+            }
+        }
+        Ok(Ok(holder.map(|h| h.session_id)))
+    })
 }

@@ -48,7 +48,7 @@ impl Snapshot {
         if !dead.is_empty() {
             hygiene::bury(store, &dead)?;
         }
-        claims::expire(store, &live)?;
+        claims::expire(store, &live, now_ms)?;
         Ok(Self {
             now_ms,
             live,
@@ -65,6 +65,14 @@ impl Snapshot {
                 files: self.files.get(&row.session_id).cloned().unwrap_or_default(),
             })
             .collect()
+    }
+
+    /// The worktree `id` works in, as its live row says.
+    pub fn worktree_of(&self, id: &str) -> Option<&str> {
+        self.live
+            .iter()
+            .find(|r| r.session_id == id)
+            .and_then(|r| r.worktree.as_deref())
     }
 
     pub fn files_of(&self, id: &str) -> &[String] {

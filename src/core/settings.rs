@@ -57,6 +57,8 @@ pub struct Settings {
     pub guard_override: bool,
     /// `ORCHESTRATOR_LOG`: how much `serve` says on stderr.
     pub log: LogLevel,
+    /// `ORCHESTRATOR_SHARE_PROMPTS=0`: keep prompts private; siblings see only set tasks.
+    pub share_prompts: bool,
     /// Values that were set but not valid (each fell back to its default).
     pub problems: Vec<Problem>,
 }
@@ -95,6 +97,7 @@ pub const KNOWN: &[(&str, &str, &str)] = &[
     (WATCH, SECS_FRACTION, "2"),
     (GUARD_OVERRIDE, "`1` (or `0`)", "0"),
     (LOG, "`warn`, `info` or `debug`", "warn"),
+    (SHARE_PROMPTS, "`1` or `0`", "1"),
 ];
 
 const STALE: &str = "ORCHESTRATOR_STALE_SECS";
@@ -109,6 +112,7 @@ const SESSION_KIND: &str = "ORCHESTRATOR_SESSION_KIND";
 const WATCH: &str = "ORCHESTRATOR_WATCH_SECS";
 const GUARD_OVERRIDE: &str = "ORCHESTRATOR_GUARD_OVERRIDE";
 const LOG: &str = "ORCHESTRATOR_LOG";
+const SHARE_PROMPTS: &str = "ORCHESTRATOR_SHARE_PROMPTS";
 /// Not settings but expected `ORCHESTRATOR_*` names: where the project is, and the binary
 /// the plugin's shim runs.
 const OTHER_NAMES: &[&str] = &["ORCHESTRATOR_PROJECT_ROOT", "ORCHESTRATOR_BIN"];
@@ -175,11 +179,13 @@ impl Settings {
         });
         let kind = r.read(SESSION_KIND, |v| Some(v.chars().take(32).collect()));
         let watch = r.read(WATCH, secs_fraction);
-        let guard_override = r.read(GUARD_OVERRIDE, |v| match v {
+        let flag = |v: &str| match v {
             "1" => Some(true),
             "0" => Some(false),
             _ => None,
-        });
+        };
+        let guard_override = r.read(GUARD_OVERRIDE, flag);
+        let share_prompts = r.read(SHARE_PROMPTS, flag);
         let log = r.read(LOG, |v| match v.to_ascii_lowercase().as_str() {
             "warn" | "warning" | "error" | "off" => Some(LogLevel::Warn),
             "info" => Some(LogLevel::Info),
@@ -199,6 +205,7 @@ impl Settings {
             watch_every: watch.unwrap_or(Duration::from_secs(2)),
             guard_override: guard_override.unwrap_or(false),
             log: log.unwrap_or(LogLevel::Warn),
+            share_prompts: share_prompts.unwrap_or(true),
             problems: r.problems,
         }
     }

@@ -4,6 +4,7 @@
 
 use super::{live_snapshot, Ctx, Envelope};
 use crate::core::ledger::{self, TreeState};
+use crate::core::text::{self, inline};
 use crate::core::{claims, hazards, render, shell};
 use anyhow::Result;
 
@@ -63,8 +64,8 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
             affected.push(format!(
                 "{} ({}) has uncommitted changes in {}",
                 render::handle(s.row),
-                s.row.current_task.as_deref().unwrap_or("no task set"),
-                mine.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+                render::task(s.row),
+                render::paths(&mine[..mine.len().min(5)])
             ));
         }
     }
@@ -135,6 +136,63 @@ fn pulled_from_under(ctx: &Ctx) -> Result<Option<String>> {
     )))
 }
 
+/// A commit here took files that a live sibling is changing in another worktree: tell
+/// that sibling once, while the coming merge conflict is still small.
+fn base_moved(
+    ctx: &Ctx,
+    before: &TreeState,
+    after: &TreeState,
+    snap: &crate::core::roster::Snapshot,
+    caller: &crate::core::liveness::Caller,
+) -> Result<()> {
+    // Uncommitted before, clean after, with HEAD moved: committed (or reset away).
+    let committed: Vec<&String> = before
+        .entries
+        .keys()
+        .filter(|p| !after.entries.contains_key(*p))
+        .collect();
+    if committed.is_empty() {
+        return Ok(());
+    }
+    let here = ctx.paths.worktree.as_ref().map(|w| w.label());
+    let branch = ctx.paths.worktree.as_ref().and_then(|w| w.branch());
+    let since = crate::core::clock::now_ms() - crate::core::store::touches::RETAIN_MS;
+    let mut per_sibling: std::collections::BTreeMap<&str, (String, Vec<&str>)> = Default::default();
+    for p in committed {
+        for t in ctx.store.touches_of_path(p, since, ctx.id.as_str())? {
+            if t.worktree.is_none() || t.worktree == here {
+                continue;
+            }
+            if let Some(row) = snap
+                .live
+                .iter()
+                .find(|r| r.session_id == t.session_id && !caller.is_self(r))
+            {
+                let e = per_sibling
+                    .entry(row.session_id.as_str())
+                    .or_insert_with(|| (t.worktree.clone().unwrap_or_default(), Vec::new()));
+                if !e.1.contains(&p.as_str()) {
+                    e.1.push(p.as_str());
+                }
+            }
+        }
+    }
+    for (sib, (wt, files)) in per_sibling {
+        ctx.store.add_notice(
+            sib,
+            &format!(
+                "SA-{} committed {} on branch {} — files you are changing in worktree {}. \
+                 Merge or rebase soon, while the conflict is small.",
+                ctx.id.id8(),
+                render::paths(&files),
+                inline(branch.as_deref().unwrap_or("?"), text::NAME),
+                inline(&wt, text::PATH)
+            ),
+        )?;
+    }
+    Ok(())
+}
+
 /// After a Bash command: attribute what it changed; tell siblings if HEAD moved.
 pub fn post(ctx: &mut Ctx, env: &mut Envelope) -> Result<()> {
     if shell::read_only(command(ctx)) {
@@ -176,30 +234,33 @@ pub fn post(ctx: &mut Ctx, env: &mut Envelope) -> Result<()> {
     }
     let snap = live_snapshot(ctx)?;
     let caller = ctx.caller();
-    let all = ctx.store.all_claims()?;
+    let all = claims::ClaimSet::new(ctx.store.all_claims()?);
     for p in &changed {
-        if let Some((c, holder)) = claims::conflicts(&all, &snap.live, &caller, p)
+        if let Some((c, holder)) = all
+            .conflicts(&snap.live, &caller, p, wt.as_deref())
             .into_iter()
             .find(|(c, _)| c.exclusive)
         {
+            let (p, pattern) = (inline(p, text::PATH), inline(&c.pattern, text::PATH));
             env.push(format!(
-                "[orchestrator] your command changed {p}, which is under an exclusive claim ({}) by {}: tell them (send_message to @SA-{}).",
-                c.pattern,
+                "[orchestrator] your command changed {p}, which is under an exclusive claim ({pattern}) by {}: tell them (send_message to @{}).",
                 render::handle(holder),
-                holder.id8
+                render::handle(holder)
             ));
             ctx.store.add_notice(
                 &holder.session_id,
                 &format!(
-                    "SA-{} changed {p} (under your exclusive claim {}) through a shell command.",
+                    "SA-{} changed {p} (under your exclusive claim {pattern}) through a shell command.",
                     ctx.id.id8(),
-                    c.pattern
                 ),
             )?;
         }
     }
+    if moved && after.git {
+        base_moved(ctx, &before, &after, &snap, &caller)?;
+    }
     if moved {
-        let cmd: String = command(ctx).chars().take(120).collect();
+        let cmd = inline(command(ctx), 120);
         // HEAD is per worktree: only siblings in this one had it moved under them.
         let here = ctx.paths.worktree.as_ref().map(|w| w.label());
         for s in snap
@@ -212,8 +273,8 @@ pub fn post(ctx: &mut Ctx, env: &mut Envelope) -> Result<()> {
                 &format!(
                     "SA-{} ran `{cmd}` in the shared checkout: HEAD moved from {} to {}. Re-read files you had open.",
                     ctx.id.id8(),
-                    before.head.as_deref().unwrap_or("?"),
-                    after.head.as_deref().unwrap_or("?")
+                    inline(before.head.as_deref().unwrap_or("?"), 64),
+                    inline(after.head.as_deref().unwrap_or("?"), 64)
                 ),
             )?;
         }

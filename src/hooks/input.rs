@@ -20,6 +20,8 @@ pub struct HookInput {
     #[serde(default)]
     pub tool_input: serde_json::Value,
     pub reason: Option<String>,
+    /// SessionStart: the title the client gave the session, if any.
+    pub session_title: Option<String>,
 }
 
 /// Reads at most [`MAX_PAYLOAD`] bytes from `r` and parses them.

@@ -1,7 +1,8 @@
 //! `orchestrator hook <Event>`: one handler per Claude Code hook event.
 //!
-//! Contract with the client: exit 0 always; stdout is either nothing or one JSON answer;
-//! on any failure, one `[orchestrator] ...` line on stderr and nothing on stdout.
+//! Contract with the client: exit 0 always — a panic included; stdout is either nothing
+//! or one JSON answer; on any failure, one `[orchestrator] ...` line on stderr and nothing
+//! on stdout. Mail is marked in context only after the answer carrying it was written.
 
 mod bash;
 mod input;
@@ -12,15 +13,16 @@ mod session;
 mod tool_use;
 
 pub use input::{parse as parse_input, HookInput, MAX_PAYLOAD};
-pub use output::{Envelope, MAX_CONTEXT_CHARS};
+pub use output::{Answer, Envelope, MAX_CONTEXT_CHARS};
 pub use overlap::{shared_words, words};
 
 use crate::core::identity::{self, AgentProcess, SessionId, SystemProbe};
 use crate::core::liveness::{Caller, Policy};
 use crate::core::paths::ProjectPaths;
 use crate::core::store::Store;
-use anyhow::{bail, Result};
-use std::io::Write;
+use crate::core::text;
+use anyhow::{anyhow, bail, Result};
+use std::cell::RefCell;
 
 /// Every event this binary answers.
 pub const EVENTS: &[&str] = &[
@@ -70,37 +72,79 @@ impl Ctx {
         Ok(())
     }
 
-    /// This session's due notices and messages, taken into this turn's context.
-    pub fn due_messages(&mut self) -> Result<String> {
-        crate::core::mailbox::inject(
+    /// Adds this session's due notices and messages to `env`, leased to this answer.
+    pub fn deliver_due(&mut self, env: &mut Envelope) -> Result<()> {
+        let (text, lease) = crate::core::mailbox::inject(
             &mut self.store,
             self.id.as_str(),
-            "hook",
             crate::core::mailbox::HOOK_BUDGET_CHARS,
-        )
+        )?;
+        env.push(text);
+        env.lease = lease;
+        Ok(())
     }
 }
 
 /// Runs the hook for `event` with stdin as input; always returns exit code 0.
 pub fn run(event: &str) -> i32 {
-    let stdin = std::io::stdin();
-    match handle(event, stdin.lock()) {
-        Ok(Some(json)) => {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{json}");
+    quiet_panics();
+    let answered = guarded(|| {
+        let answer = handle(event, std::io::stdin().lock())?;
+        // Debug builds only: lets a test panic between leasing mail and writing it.
+        #[cfg(debug_assertions)]
+        if std::env::var_os("ORCHESTRATOR_DEBUG_PANIC").is_some() {
+            panic!("ORCHESTRATOR_DEBUG_PANIC is set");
         }
-        Ok(None) => {}
-        Err(e) => eprintln!("[orchestrator] hook {}: {e:#}", printable(event)),
+        answer.send(&mut std::io::stdout().lock())
+    });
+    if let Err(e) = answered {
+        let why = format!("{e:#}");
+        let why = text::inline(&why, text::LINE);
+        eprintln!("[orchestrator] hook {}: {why}", printable(event));
     }
     0
 }
 
-fn printable(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(64).collect()
+fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    text::inline(s, 64)
 }
 
-/// Parses, validates and dispatches; the JSON answer if there is one.
-pub fn handle(event: &str, stdin: impl std::io::Read) -> Result<Option<serde_json::Value>> {
+thread_local! {
+    /// Where the last panic on this thread happened, for the one stderr line.
+    static PANICKED_AT: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Replaces the default panic message (several lines on stderr) with a note of where it
+/// happened, which [`guarded`] puts on its one line.
+fn quiet_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()));
+        PANICKED_AT.with(|p| *p.borrow_mut() = at);
+    }));
+}
+
+/// Runs `f`, turning a panic into an error, so a hook that panics still exits 0.
+pub fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into());
+        let at = PANICKED_AT
+            .with(|p| p.borrow_mut().take())
+            .map(|at| format!(" at {at}"))
+            .unwrap_or_default();
+        Err(anyhow!(
+            "internal error ({what}{at}); nothing more was done, please report it"
+        ))
+    })
+}
+
+/// Parses, validates and dispatches; the answer to print (possibly nothing).
+pub fn handle(event: &str, stdin: impl std::io::Read) -> Result<Answer> {
     let Some(event) = EVENTS.iter().copied().find(|e| *e == event) else {
         bail!(
             "unknown hook event {:?}; known events: {}",
@@ -147,7 +191,7 @@ pub fn handle(event: &str, stdin: impl std::io::Read) -> Result<Option<serde_jso
             .map(|_| Envelope::default()),
     }
     .map_err(|e| crate::core::store::describe(e, &ctx.paths))?;
-    Ok(env.to_json(event))
+    Ok(Answer::new(env, event, ctx.store))
 }
 
 /// Registers the session if its row is missing (SessionStart not wired, or reaped).
@@ -177,4 +221,27 @@ pub fn live_snapshot(ctx: &Ctx) -> Result<crate::core::roster::Snapshot> {
 /// Snapshot of live rows and their recent files.
 pub fn snapshot(ctx: &Ctx) -> Result<crate::core::roster::Snapshot> {
     crate::core::roster::Snapshot::load(&ctx.store, &SystemProbe, ctx.policy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_a_one_line_error() {
+        let r: Result<()> = guarded(|| panic!("boom\nsecond line {}", 7));
+        let e = format!("{:#}", r.expect_err("caught"));
+        assert!(e.contains("internal error (boom"), "{e}");
+        assert!(guarded(|| Ok(5)).is_ok_and(|v| v == 5));
+        assert!(guarded::<()>(|| bail!("plain")).is_err());
+    }
+
+    #[test]
+    fn release_builds_unwind_so_panics_are_caught() {
+        let manifest = include_str!("../../Cargo.toml");
+        assert!(
+            !manifest.contains("panic = \"abort\""),
+            "panic = \"abort\" would kill a hook by SIGABRT"
+        );
+    }
 }

@@ -1,6 +1,11 @@
 //! The hook's JSON answer. Context is capped at the client's 10,000-character limit.
+//! Mail it carries is confirmed only once the answer is written.
 
+use crate::core::store::messages::Lease;
+use crate::core::store::Store;
+use anyhow::{Context, Result};
 use serde_json::{json, Value};
+use std::io::Write;
 
 /// The client drops context beyond this many characters.
 pub const MAX_CONTEXT_CHARS: usize = 10_000;
@@ -11,6 +16,8 @@ pub struct Envelope {
     pub context: Vec<String>,
     /// PreToolUse only: `ask` or `deny`, with the reason shown to the model/person.
     pub decision: Option<(&'static str, String)>,
+    /// The notices and messages `context` carries, leased until the answer is written.
+    pub lease: Lease,
 }
 
 impl Envelope {
@@ -39,6 +46,52 @@ impl Envelope {
             hso.insert("permissionDecisionReason".into(), json!(reason));
         }
         Some(json!({ "hookSpecificOutput": hso }))
+    }
+}
+
+/// What a hook prints, and the store to confirm its deliveries in once it is printed.
+/// Dropped unsent (an error, a panic), it releases them.
+pub struct Answer {
+    pub json: Option<Value>,
+    pub delivered: Option<(Store, Lease)>,
+}
+
+impl Answer {
+    /// The answer to `env`, holding on to `store` when it carries deliveries.
+    pub fn new(env: Envelope, event: &str, store: Store) -> Self {
+        let json = env.to_json(event);
+        let delivered = (!env.lease.is_empty()).then_some((store, env.lease));
+        Self { json, delivered }
+    }
+
+    /// Writes and flushes the answer, then confirms the deliveries it carries; if the
+    /// write fails they are released, due again for the next answer.
+    pub fn send(mut self, out: &mut impl Write) -> Result<()> {
+        let written = match &self.json {
+            Some(json) => writeln!(out, "{json}").and_then(|_| out.flush()),
+            None => Ok(()),
+        };
+        if let Some((mut store, lease)) = self.delivered.take() {
+            match (&written, &self.json) {
+                (Ok(()), Some(_)) => store.confirm(&lease, "hook").context(
+                    "the answer was written but not recorded as delivered; its messages may be shown again",
+                )?,
+                // Should the release fail too, the lease lapses after LEASE_MS.
+                _ => {
+                    let _ = store.release(&lease);
+                }
+            }
+        }
+        written.context("cannot write the answer to stdout; its messages stay due")
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        if let Some((mut store, lease)) = self.delivered.take() {
+            // Best effort: a lease not released lapses after LEASE_MS anyway.
+            let _ = store.release(&lease);
+        }
     }
 }
 

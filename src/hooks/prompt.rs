@@ -1,12 +1,21 @@
 //! UserPromptSubmit: mark busy, show the roster when it changed, and always the overlaps.
 
 use super::{overlap, snapshot, Ctx, Envelope};
-use crate::core::render;
+use crate::core::text::{self, inline};
+use crate::core::{gist, render};
 use anyhow::Result;
 
 pub fn submit(ctx: &mut Ctx) -> Result<Envelope> {
     super::ensure_registered(ctx)?;
     ctx.store.set_activity(ctx.id.as_str(), "busy")?;
+    // What this session is doing, for siblings, from the person's own words (unless the
+    // person keeps prompts private, or the prompt is not a task).
+    if crate::core::settings::get().share_prompts {
+        if let Some(g) = ctx.input.prompt.as_deref().and_then(gist::of_prompt) {
+            ctx.store
+                .set_gist(ctx.id.as_str(), &g, crate::core::clock::now_ms())?;
+        }
+    }
     let snap = snapshot(ctx)?;
     let sibs = snap.siblings(&ctx.caller());
     let mut env = Envelope::default();
@@ -19,26 +28,37 @@ pub fn submit(ctx: &mut Ctx) -> Result<Envelope> {
                 env.push("[orchestrator] no sibling sessions active any more.");
             }
         } else {
-            env.push(render::sibling_block(&sibs, snap.now_ms));
+            env.push(render::sibling_block(
+                &sibs,
+                snap.now_ms,
+                snap.worktree_of(ctx.id.as_str()),
+            ));
         }
         ctx.store.set_roster_hash(ctx.id.as_str(), &fp)?;
     }
 
-    let prompt = ctx.input.prompt.as_deref().unwrap_or("");
+    // A doorbell notice is another session's words, not this person's: no overlap hints.
+    let prompt = ctx
+        .input
+        .prompt
+        .as_deref()
+        .filter(|p| !p.trim_start().starts_with("<cross-session-message"))
+        .unwrap_or("");
     let mine = snap.files_of(ctx.id.as_str());
     let mut hints = Vec::new();
     for s in &sibs {
         let handle = render::handle(s.row);
-        if let Some(task) = s.row.current_task.as_deref() {
+        if let Some((_, task)) = render::doing(s.row) {
             let shared = overlap::shared_words(prompt, task);
             if !shared.is_empty() {
                 hints.push(format!(
-                    "- your prompt mentions {} — {handle} is working on: {task}",
+                    "- your prompt mentions {} — {handle} is working on: {}",
                     shared
                         .iter()
-                        .map(|w| format!("'{w}'"))
+                        .map(|w| format!("'{}'", inline(w, text::NAME)))
                         .collect::<Vec<_>>()
-                        .join(", ")
+                        .join(", "),
+                    inline(task, text::TASK)
                 ));
             }
         }
@@ -46,10 +66,7 @@ pub fn submit(ctx: &mut Ctx) -> Result<Envelope> {
         if !both.is_empty() {
             hints.push(format!(
                 "- you and {handle} both touched: {}",
-                both.iter()
-                    .map(|f| f.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                render::paths(&both)
             ));
         }
     }
@@ -59,6 +76,6 @@ pub fn submit(ctx: &mut Ctx) -> Result<Envelope> {
             hints.join("\n")
         ));
     }
-    env.push(ctx.due_messages()?);
+    ctx.deliver_due(&mut env)?;
     Ok(env)
 }

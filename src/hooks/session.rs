@@ -1,9 +1,9 @@
 //! SessionStart / SessionEnd / Stop: registration, anchors, turn state.
 
 use super::{snapshot, Ctx, Envelope};
-use crate::core::identity::SystemProbe;
 use crate::core::identity::{anchor, profile::EnvProfile, Evidence};
 use crate::core::store::{Registered, Registration};
+use crate::core::text::{self, inline};
 use crate::core::{render, roles};
 use anyhow::Result;
 
@@ -14,20 +14,16 @@ pub fn register(ctx: &mut Ctx) -> Result<Registered> {
     let prof = EnvProfile::from_env();
     let mut reg = Registration::new(&ctx.id, Evidence::Explicit);
     reg.agent = ctx.agent;
-    let role = match prof.role.as_deref() {
-        Some(wanted) => {
-            let (role, why) = roles::admissible(&ctx.store, ctx.id.as_str(), wanted, &SystemProbe)?;
-            if let Some(why) = why {
-                ctx.store.add_notice(ctx.id.as_str(), &why)?;
-            }
-            Some(role)
-        }
-        None => None,
-    };
-    reg.role = role.as_deref();
+    if let Some(wanted) = prof.role.as_deref() {
+        roles::ask(&mut reg, wanted);
+    }
     reg.name = prof.name.as_deref();
     reg.kind = prof.kind.as_deref();
     let out = ctx.store.register(&reg)?;
+    if let Some(h) = out.role_held_by.as_ref() {
+        ctx.store
+            .add_notice(ctx.id.as_str(), &roles::held_notice(h))?;
+    }
     ctx.record_place()?;
     // Anchors only after the row exists: a server reading them on weak evidence then
     // finds the row and sees whose session it is, never an unowned id to adopt.
@@ -40,6 +36,17 @@ pub fn register(ctx: &mut Ctx) -> Result<Registered> {
 
 pub fn start(ctx: &mut Ctx) -> Result<Envelope> {
     let reg = register(ctx)?;
+    if crate::core::settings::get().share_prompts {
+        if let Some(t) = ctx
+            .input
+            .session_title
+            .as_deref()
+            .map(|t| crate::core::text::inline(t, crate::core::gist::GIST_CHARS))
+            .filter(|t| !t.trim().is_empty())
+        {
+            ctx.store.set_title(ctx.id.as_str(), &t)?;
+        }
+    }
     ctx.store.set_activity(ctx.id.as_str(), "idle")?;
     let snap = snapshot(ctx)?;
     let sibs = snap.siblings(&ctx.caller());
@@ -51,9 +58,9 @@ pub fn start(ctx: &mut Ctx) -> Result<Envelope> {
         ctx.id
     );
     if let Some(me) = me.as_ref() {
-        intro.push_str(&format!(", role {}", me.role));
+        intro.push_str(&format!(", role {}", inline(&me.role, text::NAME)));
         if let Some(n) = me.name.as_deref() {
-            intro.push_str(&format!(", name \"{n}\""));
+            intro.push_str(&format!(", name \"{}\"", inline(n, text::NAME)));
         }
     }
     intro.push_str(". Siblings address you as @SA-");
@@ -67,7 +74,8 @@ pub fn start(ctx: &mut Ctx) -> Result<Envelope> {
     if compact {
         if let Some(t) = me.as_ref().and_then(|m| m.current_task.as_deref()) {
             env.push(format!(
-                "[orchestrator] your task (set before compaction): {t}"
+                "[orchestrator] your task (set before compaction): {}",
+                inline(t, text::TASK)
             ));
         }
     }
@@ -77,13 +85,7 @@ pub fn start(ctx: &mut Ctx) -> Result<Envelope> {
             .inbox(ctx.id.as_str(), true, 20)?
             .into_iter()
             .filter(|m| m.state == "in_context")
-            .map(|m| {
-                format!(
-                    "#{} from SA-{}",
-                    m.id,
-                    crate::core::identity::session_id::id8(&m.sender_id)
-                )
-            })
+            .map(|m| format!("#{} from SA-{}", m.id, text::id8(&m.sender_id)))
             .collect();
         if !seen.is_empty() {
             env.push(format!(
@@ -95,11 +97,15 @@ pub fn start(ctx: &mut Ctx) -> Result<Envelope> {
     if sibs.is_empty() {
         env.push("[orchestrator] no sibling sessions active.");
     } else {
-        env.push(render::sibling_block(&sibs, snap.now_ms));
+        env.push(render::sibling_block(
+            &sibs,
+            snap.now_ms,
+            snap.worktree_of(ctx.id.as_str()),
+        ));
     }
     ctx.store
         .set_roster_hash(ctx.id.as_str(), &render::roster_fingerprint(&sibs))?;
-    env.push(ctx.due_messages()?);
+    ctx.deliver_due(&mut env)?;
     Ok(env)
 }
 
@@ -111,18 +117,10 @@ pub fn stop(ctx: &mut Ctx) -> Result<Envelope> {
 
 /// Best effort: the client may kill this hook; the reaper is the real cleanup.
 pub fn end(ctx: &mut Ctx) -> Result<Envelope> {
-    let reason: String = ctx
-        .input
-        .reason
-        .as_deref()
-        .unwrap_or("other")
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(40)
-        .collect();
+    let reason = inline(ctx.input.reason.as_deref().unwrap_or("other"), 40);
     // `/clear` and `/resume` end a conversation, not the agent: the SessionStart that
     // follows moves this row, with its name, role, claims and queued mail, to the new id.
-    if ctx.agent.is_some() && matches!(reason.as_str(), "clear" | "resume") {
+    if ctx.agent.is_some() && matches!(&*reason, "clear" | "resume") {
         return Ok(Envelope::default());
     }
     ctx.store.end(
@@ -159,7 +157,7 @@ fn carried_line(reg: &Registered) -> Option<String> {
     };
     Some(format!(
         "[orchestrator] this terminal was SA-{} before; you took over {what}{}.",
-        crate::core::identity::session_id::id8(from),
+        text::id8(from),
         if c.claims > 0 {
             " (the `claims` tool lists them; `release` what you no longer need)"
         } else {

@@ -2,6 +2,7 @@
 
 use super::{live_snapshot, Ctx, Envelope};
 use crate::core::paths::Located;
+use crate::core::text::{self, inline};
 use crate::core::{claims, clock, render, roster};
 use anyhow::Result;
 
@@ -50,30 +51,34 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
     let snap = live_snapshot(ctx)?; // also lapses expired claims and drops dead holders'
     let caller = ctx.caller();
     // The snapshot dropped lapsed claims and those of dead holders; drop them here too.
-    let all: Vec<_> = covering
-        .into_iter()
-        .filter(|c| c.expires_at_ms.is_none_or(|t| t > snap.now_ms))
-        .collect();
-    let hits = claims::conflicts(&all, &snap.live, &caller, &path);
+    let all = claims::ClaimSet::new(
+        covering
+            .into_iter()
+            .filter(|c| c.expires_at_ms.is_none_or(|t| t > snap.now_ms))
+            .collect(),
+    );
+    let hits = all.conflicts(&snap.live, &caller, &path, wt);
+    // Everything below that a sibling wrote is shown through `text`; so is `path`.
+    let shown = inline(&path, text::PATH);
     if let Some((c, holder)) = hits.iter().find(|(c, _)| c.exclusive) {
-        let task = holder.current_task.as_deref().unwrap_or("(no task set)");
         let reason = format!(
-            "[orchestrator] {path} is under an exclusive claim ({}) by {} ({}) — task: {task}{}. \
-             Ask them first: send_message(to: \"@SA-{}\", body: \"...\"); you will be told when it is released.",
-            c.pattern,
+            "[orchestrator] {shown} is under an exclusive claim ({}) by {} ({}) — task: {}{}. \
+             Ask them first: send_message(to: \"@{}\", body: \"...\"); you will be told when it is released.",
+            inline(&c.pattern, text::PATH),
             render::handle(holder),
-            holder.name.as_deref().unwrap_or(&holder.role),
-            c.reason.as_deref().map(|r| format!(" — reason: {r}")).unwrap_or_default(),
-            holder.id8
+            render::called(holder),
+            render::task(holder),
+            claims::why(c, " — reason: ", ""),
+            render::handle(holder)
         );
         ctx.store.add_waiter(c.id, ctx.id.as_str())?;
         ctx.store.add_notice(
             &holder.session_id,
             &format!(
-                "SA-{} was {} editing {path} because of your exclusive claim on {}.",
+                "SA-{} was {} editing {shown} because of your exclusive claim on {}.",
                 ctx.id.id8(),
                 if ask { "asked before" } else { "refused" },
-                c.pattern
+                inline(&c.pattern, text::PATH)
             ),
         )?;
         env.decision = Some((if ask { "ask" } else { "deny" }, reason));
@@ -89,11 +94,8 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
         lines.push(format!(
             "{} holds a shared claim on {}{}",
             render::handle(holder),
-            c.pattern,
-            c.reason
-                .as_deref()
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default()
+            inline(&c.pattern, text::PATH),
+            claims::why(c, " (", ")")
         ));
     }
     for t in &others {
@@ -102,25 +104,26 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
             .iter()
             .find(|r| r.session_id == t.session_id && !caller.is_self(r))
         {
-            let task = row.current_task.as_deref().unwrap_or("(no task set)");
             if t.worktree.as_deref() == wt {
                 touched_here = true;
                 lines.push(format!(
-                    "{} ({}) touched {path} {} ago — task: {task}",
+                    "{} ({}) touched {shown} {} ago — task: {}",
                     render::handle(row),
-                    row.name.as_deref().unwrap_or(&row.role),
-                    clock::age(now - t.at_ms)
+                    render::called(row),
+                    clock::age(now - t.at_ms),
+                    render::task(row)
                 ));
             } else {
                 merge_risk.push(format!(
-                    "{} changed {path} in worktree {}{} {} ago — task: {task}",
+                    "{} changed {shown} in worktree {}{} {} ago — task: {}",
                     render::handle(row),
-                    t.worktree.as_deref().unwrap_or("?"),
+                    inline(t.worktree.as_deref().unwrap_or("?"), 80),
                     row.branch
                         .as_deref()
-                        .map(|b| format!(" (branch {b})"))
+                        .map(|b| format!(" (branch {})", inline(b, 60)))
                         .unwrap_or_default(),
-                    clock::age(now - t.at_ms)
+                    clock::age(now - t.at_ms),
+                    render::task(row)
                 ));
             }
         }
@@ -154,11 +157,11 @@ pub fn post(ctx: &mut Ctx) -> Result<Envelope> {
         super::bash::post(ctx, &mut env)?;
     }
     if let Some(tool) = ctx.input.tool_name.as_deref() {
-        let tool: String = tool.chars().take(64).collect();
-        ctx.store.set_last_tool(ctx.id.as_str(), &tool)?;
+        ctx.store
+            .set_last_tool(ctx.id.as_str(), &inline(tool, 64))?;
     } else {
         ctx.store.heartbeat(ctx.id.as_str())?;
     }
-    env.push(ctx.due_messages()?);
+    ctx.deliver_due(&mut env)?;
     Ok(env)
 }

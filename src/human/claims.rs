@@ -1,12 +1,15 @@
 //! `orchestrator claim | release | claims | guard`: claims from the command line (a
 //! session's Bash, or the person with --session) and the git pre-commit guard.
 
+use crate::core::clock::SystemClock;
 use crate::core::identity::resolver::{self, Inputs};
 use crate::core::identity::{process, trust, Evidence, SessionId, SystemProbe};
 use crate::core::liveness::{self, Caller, Policy};
 use crate::core::paths::ProjectPaths;
+use crate::core::store::claims::Request;
 use crate::core::store::Store;
-use crate::core::{claims, clock, roster};
+use crate::core::text::{self, inline};
+use crate::core::{address, claims, clock, render, roster};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::process::Command;
@@ -20,7 +23,24 @@ pub fn resolve_session(
 ) -> Result<String> {
     let agent = process::agent_process();
     if let Some(s) = explicit {
-        let id = SessionId::parse(s).map_err(anyhow::Error::msg)?;
+        // What the person sees or types: a full id, SA-<id8>, @SA-<id8>, a prefix, @name.
+        let rows = store.all_sessions()?;
+        let id = match address::one_session(s, &rows) {
+            Ok(id) => id,
+            // A plain id that matches nothing at all is taken as given (it may be about
+            // to start); anything ambiguous or in the SA-/@ forms must match.
+            Err(_)
+                if !s.starts_with('@')
+                    && !s.starts_with("SA-")
+                    && !rows
+                        .iter()
+                        .any(|r| r.session_id.starts_with(s) || r.name.as_deref() == Some(s)) =>
+            {
+                s.to_string()
+            }
+            Err(e) => bail!("--session: {e}"),
+        };
+        let id = SessionId::parse(&id).map_err(anyhow::Error::msg)?;
         trust::may_act_for(
             store.get(id.as_str())?.as_ref(),
             agent,
@@ -63,19 +83,36 @@ fn cwd() -> PathBuf {
     std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
 }
 
-pub fn claim(
-    session: Option<&str>,
-    exclusive: bool,
-    ttl: Option<&str>,
-    reason: Option<&str>,
-    paths_in: &[String],
-) -> Result<i32> {
+/// What `orchestrator claim` was asked.
+pub struct ClaimOpts<'a> {
+    pub session: Option<&'a str>,
+    pub exclusive: bool,
+    pub ttl: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    /// Scope the claim to this worktree instead of the whole repository.
+    pub worktree_only: bool,
+}
+
+pub fn claim(opts: &ClaimOpts<'_>, paths_in: &[String]) -> Result<i32> {
+    let ClaimOpts {
+        session,
+        exclusive,
+        ttl,
+        reason,
+        worktree_only,
+    } = *opts;
     let (paths, store) = super::open()?;
     let me = resolve_session(&store, &paths, session)?;
     let ttl = ttl
         .map(claims::parse_ttl)
         .transpose()
         .map_err(anyhow::Error::msg)?;
+    let pats = claims::patterns(&paths.root, &cwd(), paths_in).map_err(anyhow::Error::msg)?;
+    let scope = match (worktree_only, paths.place_of(Some(&cwd()))) {
+        (false, _) => None,
+        (true, Some((wt, _))) => Some(wt),
+        (true, None) => bail!("--worktree scopes a claim to a git worktree, and this project is not in git: leave it out"),
+    };
     let live = liveness::live(
         store.all_sessions()?,
         clock::now_ms(),
@@ -85,23 +122,21 @@ pub fn claim(
     if !live.iter().any(|r| r.session_id == me) {
         bail!("session {me} is not live: claims live only while their session does");
     }
-    match claims::claim(
-        &store,
-        &me,
-        &live,
-        &paths.root,
-        &cwd(),
-        paths_in,
+    let req = Request {
+        session_id: &me,
+        patterns: &pats,
         exclusive,
         reason,
-        ttl,
-    )? {
-        Ok(p) => {
+        ttl_ms: ttl,
+        worktree: scope.as_deref(),
+    };
+    match claims::claim(&store, &req, &SystemProbe, &SystemClock)? {
+        Ok(()) => {
             println!(
                 "{} claim for SA-{} on {}",
                 if exclusive { "exclusive" } else { "shared" },
-                &me[..me.len().min(8)],
-                p.join(", ")
+                text::id8(&me),
+                render::paths(&pats)
             );
             Ok(0)
         }
@@ -114,14 +149,17 @@ pub fn release(session: Option<&str>, paths_in: &[String]) -> Result<i32> {
     let me = resolve_session(&store, &paths, session)?;
     match claims::release(&store, &me, &paths.root, &cwd(), paths_in)? {
         Ok(r) if r.is_empty() => println!("no claims held"),
-        Ok(r) => println!("released: {}", r.join(", ")),
+        Ok(r) => println!("released: {}", render::paths(&r)),
         Err(e) => bail!("{e}"),
     }
     Ok(0)
 }
 
 pub fn list(json: bool) -> Result<i32> {
-    let (_paths, store) = super::open()?;
+    let Some((_paths, store)) = super::open_existing()? else {
+        println!("{}", if json { "[]" } else { "no claims" });
+        return Ok(0);
+    };
     let snap = crate::core::roster::Snapshot::load(&store, &SystemProbe, Policy::from_env())?;
     let all = store.all_claims()?;
     if json {
@@ -206,18 +244,21 @@ pub fn guard_pre_commit() -> Result<i32> {
     let snap = crate::core::roster::Snapshot::load(&store, &SystemProbe, Policy::from_env())?;
     let me = resolve_session(&store, &paths, None).ok();
     let caller = Caller::new(me.as_deref(), process::agent_process());
-    let all = store.all_claims()?;
+    let all = claims::ClaimSet::new(store.all_claims()?);
+    let here = paths.place_of(Some(&cwd())).map(|(wt, _)| wt);
     let mut blocked = Vec::new();
     for p in &staged {
-        if let Some((c, h)) = claims::conflicts(&all, &snap.live, &caller, p)
+        if let Some((c, h)) = all
+            .conflicts(&snap.live, &caller, p, here.as_deref())
             .into_iter()
             .find(|(c, _)| c.exclusive)
         {
             blocked.push(format!(
-                "{p} (exclusive claim {} by SA-{}, {})",
-                c.pattern,
-                h.id8,
-                h.current_task.as_deref().unwrap_or("no task set")
+                "{} (exclusive claim {} by {}, {})",
+                inline(p, text::PATH),
+                inline(&c.pattern, text::PATH),
+                render::handle(h),
+                render::task(h)
             ));
         }
     }

@@ -13,6 +13,7 @@ use crate::core::private_fs;
 use crate::core::settings;
 use crate::core::store::repair::{self, Diagnosis};
 use crate::core::store::Store;
+use crate::core::text;
 use anyhow::Result;
 use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
@@ -44,6 +45,39 @@ fn f(level: Level, what: impl Into<String>, fix: Option<&str>) -> Finding {
 
 /// Examines the project; pure reads except that it narrows state files this user owns
 /// to their private modes (and says so).
+/// Which worktree this is, and a registry left in a linked worktree by a version that
+/// kept one per directory (no longer read: every worktree shares the main checkout's).
+fn worktree_findings(paths: &ProjectPaths, out: &mut Vec<Finding>) {
+    let Some(w) = paths.worktree.as_ref() else {
+        return;
+    };
+    out.push(f(
+        Level::Info,
+        format!(
+            "git worktree {} (branch {}); registry shared by every worktree: {}",
+            text::inline(&w.label(), text::PATH),
+            text::inline(w.branch().as_deref().unwrap_or("?"), text::NAME),
+            paths.state_dir.display()
+        ),
+        None,
+    ));
+    let old = w.root.join(crate::core::paths::STATE_DIR);
+    if !w.is_main() && std::fs::symlink_metadata(&old).is_ok() {
+        out.push(f(
+            Level::Info,
+            format!(
+                "{} is a registry from before worktrees shared one; nothing reads it now",
+                old.display()
+            ),
+            Some(&format!(
+                "rm -r {} (this worktree's sessions register in {})",
+                old.display(),
+                paths.state_dir.display()
+            )),
+        ));
+    }
+}
+
 pub fn examine(paths: &ProjectPaths, probe: &dyn Probe) -> Vec<Finding> {
     let mut out = Vec::new();
     out.push(f(
@@ -52,6 +86,7 @@ pub fn examine(paths: &ProjectPaths, probe: &dyn Probe) -> Vec<Finding> {
         None,
     ));
     settings_findings(&mut out);
+    worktree_findings(paths, &mut out);
     match std::fs::symlink_metadata(&paths.state_dir) {
         Err(_) => {
             out.push(f(
@@ -464,9 +499,10 @@ pub fn render(findings: &[Finding]) -> String {
             Level::Info => "info",
             Level::Problem => "FAIL",
         };
-        let _ = writeln!(s, "{tag} {}", x.what);
+        // Findings quote names, patterns and file names other sessions wrote.
+        let _ = writeln!(s, "{tag} {}", text::inline(&x.what, text::LINE));
         if let Some(fix) = &x.fix {
-            let _ = writeln!(s, "     fix: {fix}");
+            let _ = writeln!(s, "     fix: {}", text::inline(fix, text::LINE));
         }
     }
     let problems = findings

@@ -2,10 +2,24 @@
 
 use crate::core::hygiene;
 use crate::core::identity::SystemProbe;
+use crate::core::text;
 use anyhow::Result;
 use std::io::IsTerminal;
 
 pub fn run(dry_run: bool, json: bool) -> Result<i32> {
+    // No state dir: nothing to collect, and nothing is created to find that out.
+    let paths = crate::core::paths::ProjectPaths::resolve()?;
+    if std::fs::symlink_metadata(&paths.state_dir).is_err() {
+        eprintln!(
+            "no orchestrator state for {} (none at {}): nothing to collect",
+            text::inline(&paths.root.to_string_lossy(), text::PATH),
+            text::inline(&paths.state_dir.to_string_lossy(), text::PATH)
+        );
+        if json {
+            println!("{{}}");
+        }
+        return Ok(0);
+    }
     let (paths, store) = super::open()?;
     let tty = std::io::stderr().is_terminal();
     let progress = |n: usize| {
@@ -29,8 +43,9 @@ pub fn run(dry_run: bool, json: bool) -> Result<i32> {
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
         println!(
-            "{} {name}: {}",
+            "{} {}: {}",
             if dry_run { "would remove" } else { "removed" },
+            text::inline(&name, text::PATH),
             r.reason
         );
     }
@@ -38,7 +53,7 @@ pub fn run(dry_run: bool, json: bool) -> Result<i32> {
         println!(
             "{} session row SA-{}: agent process is dead or silent for a day",
             if dry_run { "would remove" } else { "removed" },
-            crate::core::identity::session_id::id8(id)
+            text::id8(id)
         );
     }
     let p = report.pruned;

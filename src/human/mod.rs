@@ -21,3 +21,20 @@ pub fn open() -> Result<(ProjectPaths, Store)> {
     let store = Store::open(&paths).map_err(|e| store::describe(e, &paths))?;
     Ok((paths, store))
 }
+
+/// For commands that only read: the store if this project has a registry, else `None`
+/// after saying where we looked — a command that only reads creates nothing.
+pub fn open_existing() -> Result<Option<(ProjectPaths, Store)>> {
+    let paths = ProjectPaths::resolve()?;
+    if !paths.has_registry() {
+        eprintln!(
+            "no orchestrator registry for {} (none at {} or above); sessions create it when they start. \
+             Elsewhere? pass --project DIR",
+            crate::core::text::inline(&paths.root.to_string_lossy(), crate::core::text::PATH),
+            crate::core::text::inline(&paths.state_dir.to_string_lossy(), crate::core::text::PATH)
+        );
+        return Ok(None);
+    }
+    let store = Store::open(&paths).map_err(|e| store::describe(e, &paths))?;
+    Ok(Some((paths, store)))
+}

@@ -1,10 +1,10 @@
 //! `orchestrator send <to> <body>`: the person messages sessions, as sender `human`;
 //! `orchestrator takeover <to>`: the person moves the prime role.
 
-use crate::core::identity::session_id::id8;
 use crate::core::identity::{process, SystemProbe};
 use crate::core::store::messages::Sender;
 use crate::core::store::Store;
+use crate::core::text::id8;
 use crate::core::{address, clock, liveness, mailbox, roles};
 use anyhow::{bail, Result};
 

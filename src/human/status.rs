@@ -5,7 +5,8 @@ use crate::core::identity::SystemProbe;
 use crate::core::liveness::{self, Policy};
 use crate::core::store::sessions::EndedSession;
 use crate::core::store::{SessionRow, Store};
-use crate::core::{clock, ledger, roster};
+use crate::core::text::{self, inline};
+use crate::core::{clock, ledger, render, roster};
 use anyhow::Result;
 use std::io::IsTerminal;
 
@@ -20,6 +21,10 @@ pub struct Entry {
     pub name: Option<String>,
     pub role: String,
     pub current_task: Option<String>,
+    /// What the session does: its set task, else its title, else its latest prompt's gist.
+    pub doing: Option<String>,
+    /// Which of the three `doing` is: `task`, `title` or `prompt`.
+    pub doing_kind: Option<render::DoingKind>,
     pub last_heartbeat_at: Option<String>,
     pub agent_pid: Option<i32>,
     /// The worktree the session works in (`.` = main checkout) and its branch.
@@ -74,6 +79,9 @@ pub fn collect_in(store: &Store, all: bool, root: Option<&std::path::Path>) -> R
                 .filter(|p| dirty.contains(&p.as_str()))
                 .collect()
         };
+        let (doing_kind, doing) = render::doing(&r)
+            .map(|(k, t)| (Some(k), Some(t.to_string())))
+            .unwrap_or((None, None));
         out.push(Entry {
             uncommitted_files: uncommitted,
             files: files.get(&r.session_id).cloned().unwrap_or_default(),
@@ -85,6 +93,8 @@ pub fn collect_in(store: &Store, all: bool, root: Option<&std::path::Path>) -> R
             id8: r.id8,
             name: r.name,
             role: r.role,
+            doing,
+            doing_kind,
             current_task: r.current_task,
             last_heartbeat_at: Some(r.last_heartbeat_at),
             agent_pid: r.agent_pid,
@@ -111,6 +121,8 @@ fn ended(store: &Store, e: EndedSession) -> Result<Entry> {
         id8: e.id8,
         name: e.name,
         role: e.role.unwrap_or_else(|| "subordinate".into()),
+        doing: e.current_task.clone(),
+        doing_kind: e.current_task.as_ref().map(|_| render::DoingKind::Task),
         current_task: e.current_task,
         last_heartbeat_at: None,
         agent_pid: e.agent_pid,
@@ -131,18 +143,19 @@ fn files_cell(e: &Entry) -> String {
         .files
         .iter()
         .map(|f| {
-            if e.uncommitted_files.contains(f) {
-                format!("{f}*")
+            let star = if e.uncommitted_files.contains(f) {
+                "*"
             } else {
-                f.clone()
-            }
+                ""
+            };
+            format!("{}{star}", inline(f, text::PATH))
         })
         .collect();
     v.extend(
         e.uncommitted_files
             .iter()
             .filter(|f| !e.files.contains(f))
-            .map(|f| format!("{f}*")),
+            .map(|f| format!("{}*", inline(f, text::PATH))),
     );
     if v.is_empty() {
         "-".into()
@@ -161,18 +174,17 @@ fn activity(r: &SessionRow, now: i64) -> String {
     }
 }
 
-fn cut(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(n - 1).collect();
-        t.push('…');
-        t
+/// The TASK cell: a set task as is; a title or prompt gist in quotes (not set by anyone).
+pub fn doing_cell(e: &Entry, max: usize) -> String {
+    match (e.doing.as_deref(), e.doing_kind) {
+        (Some(t), Some(render::DoingKind::Task)) | (Some(t), None) => inline(t, max).into_owned(),
+        (Some(t), Some(_)) => format!("\"{}\"", inline(t, max.saturating_sub(2))),
+        (None, _) => "-".into(),
     }
 }
 
 /// `branch` plus the worktree when it is not the main checkout: `feat · .claude/worktrees/feat`.
-fn place(e: &Entry) -> String {
+pub fn place(e: &Entry) -> String {
     match (e.branch.as_deref(), e.worktree.as_deref()) {
         (Some(b), Some(w)) if w != "." => format!("{b} · {w}"),
         (Some(b), _) => b.to_string(),
@@ -191,7 +203,7 @@ pub fn render_table(entries: &[Entry], color: bool) -> String {
     let show_place = places.iter().any(|p| p != &places[0]);
     let place_col = |p: &str| {
         if show_place {
-            format!("{:<24} ", cut(p, 24))
+            format!("{:<24} ", inline(p, 24))
         } else {
             String::new()
         }
@@ -211,12 +223,12 @@ pub fn render_table(entries: &[Entry], color: bool) -> String {
     for (e, p) in entries.iter().zip(&places) {
         let line = format!(
             "{:<11} {}{:<10} {:<11} {:<30} {:<12} {:<7} {:<7} {:<4} {}",
-            format!("SA-{}", e.id8),
+            format!("SA-{}", text::id8(&e.id8)),
             place_col(p),
-            cut(e.name.as_deref().unwrap_or("-"), 10),
-            e.role,
-            cut(e.current_task.as_deref().unwrap_or("-"), 30),
-            cut(&e.state, if e.live { 12 } else { 80 }),
+            inline(e.name.as_deref().unwrap_or("-"), 10),
+            inline(&e.role, 11),
+            doing_cell(e, 30),
+            inline(&e.state, if e.live { 12 } else { 80 }),
             e.seen_ms.map(clock::age).unwrap_or_else(|| "-".into()),
             e.agent_pid
                 .map(|p| p.to_string())
@@ -238,7 +250,10 @@ pub fn render_table(entries: &[Entry], color: bool) -> String {
 }
 
 pub fn run(json: bool, all: bool) -> Result<i32> {
-    let (paths, store) = super::open()?;
+    let Some((paths, store)) = super::open_existing()? else {
+        println!("{}", if json { "[]" } else { "no live sessions" });
+        return Ok(0);
+    };
     let entries = collect_in(&store, all, Some(&paths.root))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&entries)?);

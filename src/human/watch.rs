@@ -5,9 +5,9 @@
 use super::status::{self, Entry};
 use crate::core::clock;
 use crate::core::fswatch::DirWatch;
-use crate::core::identity::session_id::id8;
 use crate::core::store::messages::Recent;
 use crate::core::store::Store;
+use crate::core::text::{self, id8, inline};
 use anyhow::Result;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use ratatui::layout::{Constraint, Layout};
@@ -33,7 +33,7 @@ pub fn load(store: &Store) -> Result<View> {
             by_file
                 .entry(f.clone())
                 .or_default()
-                .push(format!("SA-{}", e.id8));
+                .push(format!("SA-{}", id8(&e.id8)));
         }
     }
     let overlaps = by_file.into_iter().filter(|(_, v)| v.len() > 1).collect();
@@ -50,21 +50,18 @@ fn message_line(m: &Recent) -> String {
     } else {
         format!("SA-{}", id8(&m.sender_id))
     };
-    let first: String = m
-        .body
-        .lines()
+    let first = text::lines(&m.body, 70)
+        .into_iter()
         .next()
-        .unwrap_or("")
-        .chars()
-        .take(70)
-        .collect();
+        .unwrap_or_default();
     format!(
-        "#{} {} {from} → {}  [{}/{} seen]  {first}",
+        "#{} {} {from} → {}  [{}/{} seen]  {}",
         m.id,
         clock::hh_mm(m.created_at_ms),
-        m.address,
+        inline(&m.address, text::NAME),
         m.delivered,
-        m.recipients
+        m.recipients,
+        inline(&first, 70)
     )
 }
 
@@ -83,13 +80,19 @@ pub fn render_plain(v: &View) -> String {
         s.push_str("  (none)\n");
     }
     for (f, who) in &v.overlaps {
-        s.push_str(&format!("  {f}: {}\n", who.join(", ")));
+        s.push_str(&format!(
+            "  {}: {}\n",
+            inline(f, text::PATH),
+            who.join(", ")
+        ));
     }
     s
 }
 
 pub fn run() -> Result<i32> {
-    let (paths, store) = super::open()?;
+    let Some((paths, store)) = super::open_existing()? else {
+        return Ok(0);
+    };
     let watch = DirWatch::new(&paths.db_dir()).ok();
     let every = crate::core::settings::get().watch_every;
     if !std::io::stdout().is_terminal() {
@@ -151,23 +154,26 @@ fn draw(f: &mut ratatui::Frame<'_>, v: &View) {
     ])
     .areas(f.area());
     let header = Row::new([
-        "SESSION", "NAME", "ROLE", "TASK", "STATE", "SEEN", "MSGS", "FILES",
+        "SESSION", "WHERE", "NAME", "ROLE", "TASK", "STATE", "SEEN", "MSGS", "FILES",
     ])
     .style(Style::default().add_modifier(Modifier::BOLD));
+    let cell = |s: Option<&str>, n: usize| inline(s.unwrap_or("-"), n).into_owned();
     let rows = v.entries.iter().map(|e| {
         Row::new(vec![
-            format!("SA-{}", e.id8),
-            e.name.clone().unwrap_or_else(|| "-".into()),
-            e.role.clone(),
-            e.current_task.clone().unwrap_or_else(|| "-".into()),
-            e.state.clone(),
+            format!("SA-{}", id8(&e.id8)),
+            inline(&crate::human::status::place(e), text::PATH).into_owned(),
+            cell(e.name.as_deref(), text::NAME),
+            cell(Some(&e.role), text::NAME),
+            crate::human::status::doing_cell(e, text::TASK),
+            cell(Some(&e.state), text::LINE),
             e.seen_ms.map(clock::age).unwrap_or_default(),
             e.unacked_messages.to_string(),
-            e.files.join(", "),
+            crate::core::render::paths(&e.files),
         ])
     });
     let widths = [
         Constraint::Length(11),
+        Constraint::Length(16),
         Constraint::Length(10),
         Constraint::Length(11),
         Constraint::Percentage(30),
@@ -201,7 +207,7 @@ fn draw(f: &mut ratatui::Frame<'_>, v: &View) {
     } else {
         v.overlaps
             .iter()
-            .map(|(file, who)| format!("{file}: {}", who.join(", ")))
+            .map(|(file, who)| format!("{}: {}", inline(file, text::PATH), who.join(", ")))
             .collect()
     };
     f.render_widget(

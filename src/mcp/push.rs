@@ -1,12 +1,12 @@
 //! Live push: watch the database directory with inotify (no polling) and send each new
-//! message for this session as `notifications/claude/channel`. A pushed message is
-//! marked in context in the same transaction that takes it, so the hook path never
-//! repeats it; if the send fails it is put back in the queue.
+//! message for this session as `notifications/claude/channel`. A message is leased while
+//! it is pushed, so the hook path does not repeat it, and marked in context once sent; if
+//! the send fails it is released, due again.
 
 use super::state::ServerState;
 use crate::core::fswatch::DirWatch;
-use crate::core::mailbox;
 use crate::core::settings::Channel;
+use crate::core::{mailbox, text};
 use rmcp::model::{CustomNotification, ServerNotification};
 use rmcp::{Peer, RoleServer};
 use std::sync::Arc;
@@ -88,26 +88,24 @@ async fn deliver(state: &ServerState, peer: &Peer<RoleServer>) -> bool {
         return true;
     };
     let me = b.id.to_string();
-    let taken = {
+    let (taken, mut lease) = {
         let mut store = state.store();
-        match store.queued_count(&me) {
-            Ok(0) | Err(_) => return true,
-            Ok(_) => {}
+        match store.has_due(&me, false) {
+            Ok(false) | Err(_) => return true,
+            Ok(true) => {}
         }
-        match store.take_for_context(&me, "channel", usize::MAX, |_| 0) {
-            Ok((t, _)) => t,
+        match store.take_due(&me, false, usize::MAX, |_| 0) {
+            Ok(due) => (due.messages, due.lease),
             Err(_) => return true,
         }
     };
     for (i, m) in taken.iter().enumerate() {
         let mut meta = serde_json::Map::new();
-        let s = |v: &str| serde_json::Value::String(v.to_string());
+        // The client shows meta beside the content: the same choke point applies.
+        let s = |v: &str| serde_json::Value::String(text::inline(v, 128).into_owned());
         meta.insert("message_id".into(), s(&m.id.to_string()));
         meta.insert("from_id".into(), s(&m.sender_id));
-        meta.insert(
-            "from_id8".into(),
-            s(crate::core::identity::session_id::id8(&m.sender_id)),
-        );
+        meta.insert("from_id8".into(), s(&text::id8(&m.sender_id)));
         meta.insert(
             "from_name".into(),
             s(m.sender_name.as_deref().unwrap_or("")),
@@ -125,10 +123,14 @@ async fn deliver(state: &ServerState, peer: &Peer<RoleServer>) -> bool {
             Some(params),
         ));
         if peer.send_notification(n).await.is_err() {
-            let rest: Vec<i64> = taken[i..].iter().map(|m| m.id).collect();
-            let _ = state.store().requeue(&me, &rest);
+            let rest = lease.split_off(i);
+            let mut store = state.store();
+            let _ = store.confirm(&lease, "channel");
+            let _ = store.release(&rest);
             return false;
         }
     }
+    // Not confirmed (the store is busy): the lease lapses and a hook delivers them again.
+    let _ = state.store().confirm(&lease, "channel");
     true
 }

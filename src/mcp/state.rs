@@ -100,18 +100,11 @@ impl ServerState {
     fn registration<'a>(&'a self, id: &'a SessionId, evidence: Evidence) -> Registration<'a> {
         let mut reg = Registration::new(id, evidence);
         reg.agent = self.agent;
-        // Prime is a singleton: ask only when nobody else live holds it; otherwise keep
-        // whatever role the row has (a hook may already have registered and been told).
-        reg.role = match self.profile.role.as_deref() {
-            Some(roles::PRIME) => {
-                let held = roles::live_prime(&self.store(), id.as_str(), &SystemProbe)
-                    .ok()
-                    .flatten()
-                    .is_some();
-                (!held).then_some(roles::PRIME)
-            }
-            other => other,
-        };
+        // Prime is a singleton, checked as the row is written (a hook registering the same
+        // session has told it when another live session holds prime).
+        if let Some(wanted) = self.profile.role.as_deref() {
+            roles::ask(&mut reg, wanted);
+        }
         reg.name = self.profile.name.as_deref();
         reg.kind = self.profile.kind.as_deref();
         reg.server = Some((self.pid, &self.token));

@@ -2,10 +2,12 @@
 //! explicit identity evidence (the server rebinds to it).
 
 use super::state::ServerState;
+use crate::core::clock::SystemClock;
 use crate::core::identity::profile::validate_name;
 use crate::core::identity::session_id::id8;
 use crate::core::identity::SystemProbe;
 use crate::core::roster::Snapshot;
+use crate::core::store::claims::Request;
 use crate::core::store::messages::Sender;
 use crate::core::{claims, mailbox, render, roles};
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -96,6 +98,10 @@ pub struct ClaimArgs {
     /// Upper bound on the claim's life, e.g. `30m`, `2h` (it always ends with your session).
     #[serde(default)]
     pub ttl: Option<String>,
+    /// Only in your git worktree. Default: every worktree of the repository (a claim is
+    /// there to avoid the merge conflict).
+    #[serde(default)]
+    pub worktree_only: Option<bool>,
     #[serde(default)]
     pub session_id: Option<String>,
 }
@@ -169,8 +175,13 @@ impl Tools {
             return fail(e);
         }
         let b = self.state.binding();
-        let row = match b.as_ref() {
-            Some(b) => self.state.store().get(b.id.as_str()).ok().flatten(),
+        let row = match b.as_ref().map(|b| self.state.store().get(b.id.as_str())) {
+            Some(Ok(row)) => row,
+            Some(Err(e)) => {
+                return fail(format!(
+                    "cannot read the registry: {e:#}; run `orchestrator doctor`"
+                ))
+            }
             None => None,
         };
         let v = serde_json::json!({
@@ -214,13 +225,22 @@ impl Tools {
         let mut text = String::new();
         if let Some(row) = snap.live.iter().find(|r| r.session_id == me) {
             text.push_str("[orchestrator] you:\n");
-            text.push_str(&render::session_line(row, snap.files_of(&me), snap.now_ms));
+            text.push_str(&render::session_line(
+                row,
+                snap.files_of(&me),
+                snap.now_ms,
+                None,
+            ));
             text.push('\n');
         }
         if sibs.is_empty() {
             text.push_str("[orchestrator] no sibling sessions active.");
         } else {
-            text.push_str(&render::sibling_block(&sibs, snap.now_ms));
+            text.push_str(&render::sibling_block(
+                &sibs,
+                snap.now_ms,
+                snap.worktree_of(&me),
+            ));
         }
         ok(text)
     }
@@ -233,7 +253,7 @@ impl Tools {
         Parameters(a): Parameters<TaskArgs>,
     ) -> Result<CallToolResult, McpError> {
         let me = or_fail!(self.bound(a.session_id.as_deref()));
-        let task: String = a.task.chars().filter(|c| !c.is_control()).collect();
+        let task = crate::core::text::inline(&a.task, usize::MAX);
         let task = task.trim();
         if task.chars().count() > MAX_TASK_CHARS {
             return fail(format!(
@@ -264,22 +284,11 @@ impl Tools {
         if let Err(e) = validate_name(name) {
             return fail(e);
         }
-        let taken = self
-            .state
-            .store()
-            .all_sessions()
-            .map(|rows| {
-                rows.into_iter()
-                    .any(|r| r.session_id != me && r.name.as_deref() == Some(name))
-            })
-            .unwrap_or(false);
-        if taken {
-            return fail(format!(
+        match self.state.store().set_unique_name(&me, name) {
+            Ok(true) => ok(format!("name set: siblings can address you as @{name}")),
+            Ok(false) => fail(format!(
                 "name {name:?} is already used by another session: pick another"
-            ));
-        }
-        match self.state.store().set_name(&me, Some(name)) {
-            Ok(_) => ok(format!("name set: siblings can address you as @{name}")),
+            )),
             Err(e) => fail(format!("cannot store the name: {e:#}; retry")),
         }
     }
@@ -293,7 +302,14 @@ impl Tools {
     ) -> Result<CallToolResult, McpError> {
         let me = or_fail!(self.bound(a.session_id.as_deref()));
         let mut store = self.state.store();
-        let row = store.get(&me).ok().flatten();
+        let row = match store.get(&me) {
+            Ok(row) => row,
+            Err(e) => {
+                return fail(format!(
+                    "cannot read the registry: {e:#}; run `orchestrator doctor`"
+                ))
+            }
+        };
         let from = Sender {
             id: me.clone(),
             name: row.as_ref().and_then(|r| r.name.clone()),
@@ -395,37 +411,35 @@ impl Tools {
         Parameters(a): Parameters<ClaimArgs>,
     ) -> Result<CallToolResult, McpError> {
         let me = or_fail!(self.bound(a.session_id.as_deref()));
-        let ttl = match a.ttl.as_deref().map(claims::parse_ttl).transpose() {
-            Ok(t) => t,
-            Err(e) => return fail(e),
-        };
-        let store = self.state.store();
-        let live = crate::core::liveness::live(
-            store.all_sessions().unwrap_or_default(),
-            crate::core::clock::now_ms(),
-            &SystemProbe,
-            crate::core::liveness::Policy::from_env(),
-        );
-        let root = self.state.paths.root.clone();
+        let ttl = or_fail!(a.ttl.as_deref().map(claims::parse_ttl).transpose());
+        let root = &self.state.paths.root;
+        let pats = or_fail!(claims::patterns(root, root, &a.paths_or_globs));
         let exclusive = a.exclusive.unwrap_or(false);
-        match claims::claim(
-            &store,
-            &me,
-            &live,
-            &root,
-            &root,
-            &a.paths_or_globs,
+        let scope = match (a.worktree_only.unwrap_or(false), self.state.paths.worktree.as_ref()) {
+            (false, _) => None,
+            (true, Some(w)) => Some(w.label()),
+            (true, None) => {
+                return fail("worktree_only scopes a claim to a git worktree, and this project is not in git: leave it out".to_string())
+            }
+        };
+        let req = Request {
+            session_id: &me,
+            patterns: &pats,
             exclusive,
-            a.reason.as_deref(),
-            ttl,
-        ) {
-            Ok(Ok(p)) => ok(format!(
+            reason: a.reason.as_deref(),
+            ttl_ms: ttl,
+            worktree: scope.as_deref(),
+        };
+        match claims::claim(&self.state.store(), &req, &SystemProbe, &SystemClock) {
+            Ok(Ok(())) => ok(format!(
                 "{} claim on {} (released when you call release or your session ends)",
                 if exclusive { "exclusive" } else { "shared" },
-                p.join(", ")
+                pats.join(", ")
             )),
             Ok(Err(e)) => fail(e),
-            Err(e) => fail(format!("cannot store the claim: {e:#}; retry")),
+            Err(e) => fail(format!(
+                "cannot claim: {e:#}; retry, and run `orchestrator doctor` if it persists"
+            )),
         }
     }
 
@@ -471,7 +485,14 @@ impl Tools {
             Ok(s) => s,
             Err(e) => return fail(format!("cannot read the registry: {e:#}")),
         };
-        let all = store.all_claims().unwrap_or_default();
+        let all = match store.all_claims() {
+            Ok(all) => all,
+            Err(e) => {
+                return fail(format!(
+                    "cannot read the claims: {e:#}; run `orchestrator doctor`"
+                ))
+            }
+        };
         if all.is_empty() {
             return ok("[orchestrator] no claims.");
         }

@@ -124,6 +124,26 @@ impl Project {
         (agent, env)
     }
 
+    /// [`Project::session`] for an agent started in `dir` (a worktree or subdirectory):
+    /// `dir` is its project dir and working directory.
+    pub fn session_in(&self, id: &str, dir: &Path) -> (Sleeper, Vec<(&'static str, String)>) {
+        let agent = self.sleeping_agent();
+        let env = vec![
+            ("CLAUDE_PID", agent.id().to_string()),
+            ("ORCHESTRATOR_PROJECT_ROOT", dir.display().to_string()),
+        ];
+        let out = self.hook(
+            "SessionStart",
+            &payload(id, serde_json::json!({"source": "startup", "cwd": dir})),
+            &env,
+        );
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "SessionStart {id}: {out:?}"
+        );
+        (agent, env)
+    }
+
     /// Starts a fake agent whose child is `orchestrator serve`, with a JSON-RPC client.
     pub fn agent_with_server(&self, env: &[(&str, &str)]) -> Agent {
         let mut c = self.cmd(&self.claude);
@@ -278,6 +298,19 @@ impl Agent {
                 self.stderr_seen.push(l);
             }
         }
+    }
+
+    /// Waits for a notification named `method` from the server (responses are skipped).
+    pub fn wait_notification(&mut self, method: &str, timeout: Duration) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(v) = self.rx.recv_timeout(Duration::from_millis(100)) {
+                if v.get("method").and_then(Value::as_str) == Some(method) {
+                    return Some(v);
+                }
+            }
+        }
+        None
     }
 
     pub fn close_stdin(&mut self) {
@@ -435,4 +468,20 @@ pub fn context(out: &Output) -> String {
         .as_str()
         .unwrap_or_default()
         .to_string()
+}
+
+/// Runs `git -C root <args>` as a test user and asserts it succeeded.
+pub fn git(root: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -1,6 +1,6 @@
 //! Claims on paths or globs, owned by a session and lived only while it lives.
 
-use super::Store;
+use super::{SessionRow, Store};
 use crate::core::clock;
 use anyhow::Result;
 use rusqlite::{params, OptionalExtension};
@@ -15,6 +15,8 @@ pub struct Claim {
     pub reason: Option<String>,
     pub created_at_ms: i64,
     pub expires_at_ms: Option<i64>,
+    /// The worktree the claim is scoped to; `None` covers the whole repository.
+    pub worktree: Option<String>,
 }
 
 fn claim(r: &rusqlite::Row<'_>) -> rusqlite::Result<Claim> {
@@ -26,33 +28,62 @@ fn claim(r: &rusqlite::Row<'_>) -> rusqlite::Result<Claim> {
         reason: r.get(4)?,
         created_at_ms: r.get(5)?,
         expires_at_ms: r.get(6)?,
+        worktree: r.get(7)?,
     })
 }
 
-const COLS: &str = "id, session_id, pattern, exclusive, reason, created_at_ms, expires_at_ms";
+const COLS: &str =
+    "id, session_id, pattern, exclusive, reason, created_at_ms, expires_at_ms, worktree";
+
+/// What a session asks to claim.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub session_id: &'a str,
+    /// Project-relative patterns, already validated.
+    pub patterns: &'a [String],
+    pub exclusive: bool,
+    pub reason: Option<&'a str>,
+    pub ttl_ms: Option<i64>,
+    /// Scope to one worktree (its label); `None` claims across the repository.
+    pub worktree: Option<&'a str>,
+}
 
 impl Store {
-    /// Creates or updates `session_id`'s claim on `pattern`; returns its id.
-    pub fn put_claim(
+    /// Creates or updates `req`'s claims unless `refuse`, shown every session row and
+    /// every claim as they stand under the write lock, names a reason. The check and the
+    /// writes are one immediate transaction: two sessions racing for overlapping
+    /// exclusive claims run one after the other, and the second sees the first's claim.
+    pub fn claim_checked(
         &self,
-        session_id: &str,
-        pattern: &str,
-        exclusive: bool,
-        reason: Option<&str>,
-        ttl_ms: Option<i64>,
-    ) -> Result<i64> {
-        let now = clock::now_ms();
-        self.conn.execute(
-            "INSERT INTO claims (session_id, pattern, exclusive, reason, created_at_ms, expires_at_ms)
-             VALUES (?1,?2,?3,?4,?5,?6)
-             ON CONFLICT(session_id, pattern) DO UPDATE SET exclusive=?3, reason=?4, expires_at_ms=?6",
-            params![session_id, pattern, exclusive as i64, reason, now, ttl_ms.map(|t| now + t)],
-        )?;
-        Ok(self.conn.query_row(
-            "SELECT id FROM claims WHERE session_id=?1 AND pattern=?2",
-            params![session_id, pattern],
-            |r| r.get(0),
-        )?)
+        req: &Request<'_>,
+        now_ms: i64,
+        refuse: impl FnOnce(&[SessionRow], &[Claim]) -> Option<String>,
+    ) -> Result<Result<(), String>> {
+        self.atomically(|s| {
+            if let Some(why) = refuse(&s.all_sessions()?, &s.all_claims()?) {
+                return Ok(Err(why));
+            }
+            let mut stmt = s.conn.prepare_cached(
+                "INSERT INTO claims
+                   (session_id, pattern, exclusive, reason, created_at_ms, expires_at_ms, worktree)
+                 VALUES (?1,?2,?3,?4,?5,?6,?7)
+                 ON CONFLICT(session_id, pattern)
+                 DO UPDATE SET exclusive=?3, reason=?4, expires_at_ms=?6, worktree=?7",
+            )?;
+            let expires = req.ttl_ms.map(|t| now_ms.saturating_add(t));
+            for p in req.patterns {
+                stmt.execute(params![
+                    req.session_id,
+                    p,
+                    req.exclusive as i64,
+                    req.reason,
+                    now_ms,
+                    expires,
+                    req.worktree
+                ])?;
+            }
+            Ok(Ok(()))
+        })
     }
 
     /// Every claim, oldest first.
@@ -129,24 +160,30 @@ impl Store {
         Ok(rows)
     }
 
-    /// Deletes one claim; returns the sessions that were waiting on it.
-    pub fn drop_claim(&self, id: i64) -> Result<Vec<String>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT session_id FROM claim_waiters WHERE claim_id=?1")?;
-        let waiters = stmt
-            .query_map([id], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()?;
-        self.conn
-            .execute("DELETE FROM claim_waiters WHERE claim_id=?1", [id])?;
-        self.conn.execute("DELETE FROM claims WHERE id=?1", [id])?;
-        Ok(waiters)
+    /// Deletes one claim; returns the sessions that were waiting on it, or `None` when
+    /// it was already gone (another process dropped it first, and told them).
+    pub fn drop_claim(&self, id: i64) -> Result<Option<Vec<String>>> {
+        self.atomically(|s| {
+            if s.conn.execute("DELETE FROM claims WHERE id=?1", [id])? == 0 {
+                return Ok(None);
+            }
+            let waiters = s
+                .conn
+                .prepare_cached("SELECT session_id FROM claim_waiters WHERE claim_id=?1")?
+                .query_map([id], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            s.conn
+                .execute("DELETE FROM claim_waiters WHERE claim_id=?1", [id])?;
+            Ok(Some(waiters))
+        })
     }
 
-    /// Records that `session_id` was refused or warned because of claim `id`.
+    /// Records that `session_id` was refused or warned because of claim `id` (unless the
+    /// claim is gone meanwhile: nobody would ever tell that waiter).
     pub fn add_waiter(&self, id: i64, session_id: &str) -> Result<()> {
         self.conn.execute(
-            "INSERT OR IGNORE INTO claim_waiters (claim_id, session_id) VALUES (?1, ?2)",
+            "INSERT OR IGNORE INTO claim_waiters (claim_id, session_id)
+             SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM claims WHERE id=?1)",
             params![id, session_id],
         )?;
         Ok(())

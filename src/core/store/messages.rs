@@ -1,12 +1,68 @@
 //! Messages: stored once, one delivery row per recipient moving
 //! queued → in_context (injected by a hook, pushed on a channel, or read from the inbox)
-//! → acked. Taking deliveries for a context is one immediate transaction, so two racing
-//! hooks never inject the same message twice.
+//! → acked; and notices, one line each for a session's next turn.
+//!
+//! Never lost, exactly once short of a crash: what is due is first *leased* to one answer
+//! (one immediate transaction, so racing hooks take disjoint sets), and marked in context
+//! only after that answer was written ([`Store::confirm`]). A failed write releases the
+//! lease; a writer killed in between leaves it to lapse after [`LEASE_MS`], and the mail
+//! is due again — the one way a message is shown twice, and it carries its id.
+//!
+//! A lease is a time stamp: on a delivery, `in_context_at_ms` set while the state is
+//! still `queued`; on a notice, the negated stamp in `delivered_at_ms` (NULL is pending,
+//! positive is delivered).
 
 use super::Store;
 use crate::core::clock;
 use anyhow::Result;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
+
+/// How long what a lease took stays withheld from other answers: far longer than writing
+/// an answer takes (and than the busy timeout its confirm may wait), short enough that a
+/// killed hook's mail reaches a later turn.
+pub const LEASE_MS: i64 = 10_000;
+
+/// What one answer took and has not yet confirmed as written.
+#[derive(Debug, Default)]
+pub struct Lease {
+    recipient: String,
+    stamp: i64,
+    messages: Vec<i64>,
+    notices: Vec<i64>,
+}
+
+impl Lease {
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty() && self.notices.is_empty()
+    }
+
+    /// Splits off the messages from index `at` on (the part a push could not send).
+    pub fn split_off(&mut self, at: usize) -> Lease {
+        Lease {
+            recipient: self.recipient.clone(),
+            stamp: self.stamp,
+            messages: self.messages.split_off(at.min(self.messages.len())),
+            notices: Vec::new(),
+        }
+    }
+}
+
+/// What is due for one recipient, leased to one answer.
+#[derive(Debug, Default)]
+pub struct Due {
+    pub notices: Vec<Notice>,
+    pub messages: Vec<Inbound>,
+    /// Due messages that did not fit the budget (still due).
+    pub left: usize,
+    pub lease: Lease,
+}
+
+/// A delivery that is queued and not leased (or its lease lapsed before `?2`).
+const DUE_DELIVERY: &str =
+    "d.recipient_id=?1 AND d.state='queued' AND (d.in_context_at_ms IS NULL OR d.in_context_at_ms < ?2)";
+/// A notice that is pending and not leased (or its lease, stored negated, lapsed before `?2`).
+const DUE_NOTICE: &str =
+    "session_id=?1 AND (delivered_at_ms IS NULL OR (delivered_at_ms < 0 AND -delivered_at_ms < ?2))";
 
 /// Who is sending (a session snapshot, or the person as `human`).
 #[derive(Debug, Clone)]
@@ -126,25 +182,53 @@ impl Store {
         Ok(id)
     }
 
-    /// Takes queued messages for `recipient` into a context, oldest first, while the
-    /// rendered size (by `cost`) fits `budget`; marks exactly those in_context via `via`.
-    pub fn take_for_context(
+    /// True when `recipient` may have something due (a cheap read before a write).
+    pub fn has_due(&self, recipient: &str, notices: bool) -> Result<bool> {
+        let pending_notice = "EXISTS (SELECT 1 FROM notices WHERE session_id=?1
+             AND (delivered_at_ms IS NULL OR delivered_at_ms < 0))";
+        let sql = format!(
+            "SELECT EXISTS (SELECT 1 FROM deliveries WHERE recipient_id=?1 AND state='queued') OR {}",
+            if notices { pending_notice } else { "0" }
+        );
+        Ok(self.conn.query_row(&sql, [recipient], |r| r.get(0))?)
+    }
+
+    /// Leases what is due for `recipient`: its notices (if `notices`), and its messages,
+    /// oldest first, while their size by `cost` fits `budget` (the first one always).
+    /// Nothing is in context until [`Store::confirm`].
+    pub fn take_due(
         &mut self,
         recipient: &str,
-        via: &str,
+        notices: bool,
         budget: usize,
         cost: impl Fn(&Inbound) -> usize,
-    ) -> Result<(Vec<Inbound>, usize)> {
+    ) -> Result<Due> {
         let now = clock::now_ms();
+        let lapsed = now - LEASE_MS;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let all: Vec<Inbound> = {
+        let notices: Vec<Notice> = if notices {
             let mut stmt = tx.prepare_cached(&format!(
-                "{INBOUND} WHERE d.recipient_id=?1 AND d.state='queued' ORDER BY m.id"
+                "SELECT id, body FROM notices WHERE {DUE_NOTICE} ORDER BY id"
             ))?;
             let rows = stmt
-                .query_map([recipient], inbound)?
+                .query_map(params![recipient, lapsed], |r| {
+                    Ok(Notice {
+                        id: r.get(0)?,
+                        body: r.get(1)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows
+        } else {
+            Vec::new()
+        };
+        let all: Vec<Inbound> = {
+            let mut stmt =
+                tx.prepare_cached(&format!("{INBOUND} WHERE {DUE_DELIVERY} ORDER BY m.id"))?;
+            let rows = stmt
+                .query_map(params![recipient, lapsed], inbound)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             rows
         };
@@ -163,27 +247,76 @@ impl Store {
         }
         {
             let mut stmt = tx.prepare_cached(
-                "UPDATE deliveries SET state='in_context', via=?3, in_context_at_ms=?4
-                 WHERE message_id=?1 AND recipient_id=?2 AND state='queued'",
+                "UPDATE deliveries SET in_context_at_ms=?3 WHERE message_id=?1 AND recipient_id=?2",
             )?;
             for m in &taken {
-                stmt.execute(params![m.id, recipient, via, now])?;
+                stmt.execute(params![m.id, recipient, now])?;
+            }
+            let mut stmt =
+                tx.prepare_cached("UPDATE notices SET delivered_at_ms=?2 WHERE id=?1")?;
+            for n in &notices {
+                stmt.execute(params![n.id, -now])?;
             }
         }
         tx.commit()?;
-        let left = all.len() - taken.len();
-        Ok((taken, left))
+        let lease = Lease {
+            recipient: recipient.to_string(),
+            stamp: now,
+            messages: taken.iter().map(|m| m.id).collect(),
+            notices: notices.iter().map(|n| n.id).collect(),
+        };
+        Ok(Due {
+            left: all.len() - taken.len(),
+            notices,
+            messages: taken,
+            lease,
+        })
     }
 
-    /// Puts deliveries back to queued (a push that could not be sent).
-    pub fn requeue(&self, recipient: &str, ids: &[i64]) -> Result<()> {
-        for id in ids {
-            self.conn.execute(
-                "UPDATE deliveries SET state='queued', via=NULL, in_context_at_ms=NULL
-                 WHERE message_id=?1 AND recipient_id=?2 AND state='in_context'",
-                params![id, recipient],
-            )?;
+    /// The answer carrying `lease` was written: its messages are in context via `via`,
+    /// its notices delivered. What another answer took over after the lease lapsed stays
+    /// that answer's.
+    pub fn confirm(&mut self, lease: &Lease, via: &str) -> Result<()> {
+        self.settle(lease, Some(via))
+    }
+
+    /// The answer carrying `lease` could not be written: all it took is due again.
+    pub fn release(&mut self, lease: &Lease) -> Result<()> {
+        self.settle(lease, None)
+    }
+
+    fn settle(&mut self, lease: &Lease, written_via: Option<&str>) -> Result<()> {
+        if lease.is_empty() {
+            return Ok(());
         }
+        let now = clock::now_ms();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for id in &lease.messages {
+            let (to, stamp) = (&lease.recipient, lease.stamp);
+            match written_via {
+                Some(via) => tx
+                    .prepare_cached(
+                        "UPDATE deliveries SET state='in_context', via=?4, in_context_at_ms=?5
+                         WHERE message_id=?1 AND recipient_id=?2 AND state='queued' AND in_context_at_ms=?3",
+                    )?
+                    .execute(params![id, to, stamp, via, now])?,
+                None => tx
+                    .prepare_cached(
+                        "UPDATE deliveries SET in_context_at_ms=NULL
+                         WHERE message_id=?1 AND recipient_id=?2 AND state='queued' AND in_context_at_ms=?3",
+                    )?
+                    .execute(params![id, to, stamp])?,
+            };
+        }
+        for id in &lease.notices {
+            tx.prepare_cached(
+                "UPDATE notices SET delivered_at_ms=?3 WHERE id=?1 AND delivered_at_ms=?2",
+            )?
+            .execute(params![id, -lease.stamp, written_via.map(|_| now)])?;
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -240,7 +373,8 @@ impl Store {
     /// Per-recipient receipts of message `id`.
     pub fn receipts(&self, id: i64) -> Result<Vec<Receipt>> {
         let mut stmt = self.conn.prepare(
-            "SELECT recipient_id, state, via, queued_at_ms, in_context_at_ms, acked_at_ms
+            "SELECT recipient_id, state, via, queued_at_ms,
+               CASE WHEN state='queued' THEN NULL ELSE in_context_at_ms END, acked_at_ms
              FROM deliveries WHERE message_id=?1 ORDER BY recipient_id",
         )?;
         let rows = stmt
@@ -268,15 +402,6 @@ impl Store {
         )?)
     }
 
-    /// Count of queued (never seen) deliveries to `recipient`.
-    pub fn queued_count(&self, recipient: &str) -> Result<i64> {
-        Ok(self.conn.query_row(
-            "SELECT count(*) FROM deliveries WHERE recipient_id=?1 AND state='queued'",
-            [recipient],
-            |r| r.get(0),
-        )?)
-    }
-
     /// Queued (never seen) delivery counts per recipient, for `doctor`.
     pub fn queued_by_recipient(&self) -> Result<Vec<(String, i64)>> {
         let mut stmt = self.conn.prepare(
@@ -289,16 +414,6 @@ impl Store {
         Ok(rows)
     }
 
-    /// True when `session_id` has a pending notice (a cheap read before a write).
-    pub fn has_notices(&self, session_id: &str) -> Result<bool> {
-        let n: i64 = self.conn.query_row(
-            "SELECT count(*) FROM notices WHERE session_id=?1 AND delivered_at_ms IS NULL",
-            [session_id],
-            |r| r.get(0),
-        )?;
-        Ok(n > 0)
-    }
-
     /// Queues a system notice for `session_id`'s next turn.
     pub fn add_notice(&self, session_id: &str, body: &str) -> Result<()> {
         self.conn.execute(
@@ -306,36 +421,6 @@ impl Store {
             params![session_id, body, clock::now_ms()],
         )?;
         Ok(())
-    }
-
-    /// Takes (marks delivered) the pending notices of `session_id`, oldest first.
-    pub fn take_notices(&mut self, session_id: &str) -> Result<Vec<Notice>> {
-        let now = clock::now_ms();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out: Vec<Notice> = {
-            let mut stmt = tx.prepare_cached(
-                "SELECT id, body FROM notices WHERE session_id=?1 AND delivered_at_ms IS NULL ORDER BY id",
-            )?;
-            let rows = stmt
-                .query_map([session_id], |r| {
-                    Ok(Notice {
-                        id: r.get(0)?,
-                        body: r.get(1)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            rows
-        };
-        if !out.is_empty() {
-            tx.execute(
-                "UPDATE notices SET delivered_at_ms=?2 WHERE session_id=?1 AND delivered_at_ms IS NULL",
-                params![session_id, now],
-            )?;
-        }
-        tx.commit()?;
-        Ok(out)
     }
 
     /// Senders (other than `human`) with queued messages to `recipient`, and how many each.
@@ -400,5 +485,78 @@ impl Store {
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store_with_mail(n: usize) -> Store {
+        let mut s = Store::open_in_memory().expect("store");
+        for k in 0..n {
+            s.send_message(
+                &Sender::human(),
+                "@SA-r",
+                &format!("m{k}"),
+                None,
+                &["r".into()],
+            )
+            .expect("send");
+        }
+        s.add_notice("r", "a notice").expect("notice");
+        s
+    }
+
+    fn take(s: &mut Store) -> Due {
+        s.take_due("r", true, usize::MAX, |_| 1).expect("take")
+    }
+
+    fn state(s: &Store, id: i64) -> String {
+        s.inbox("r", false, 100)
+            .expect("inbox")
+            .into_iter()
+            .find(|m| m.id == id)
+            .map(|m| m.state)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn leased_mail_goes_to_one_answer_and_is_in_context_only_once_confirmed() {
+        let mut s = store_with_mail(3);
+        let first = take(&mut s);
+        assert_eq!((first.messages.len(), first.notices.len()), (3, 1));
+        // A racing answer gets nothing while the lease holds.
+        let second = take(&mut s);
+        assert!(second.messages.is_empty() && second.notices.is_empty());
+        assert_eq!(state(&s, 1), "queued");
+        s.confirm(&first.lease, "hook").expect("confirm");
+        assert_eq!(state(&s, 1), "in_context");
+        assert!(!s.has_due("r", true).expect("due"));
+    }
+
+    #[test]
+    fn a_released_or_lapsed_lease_is_due_again() {
+        let mut s = store_with_mail(2);
+        let first = take(&mut s);
+        s.release(&first.lease).expect("release");
+        let mut again = take(&mut s);
+        assert_eq!((again.messages.len(), again.notices.len()), (2, 1));
+        // The writer died: its lease lapses (moved back in time, stamp and rows).
+        again.lease.stamp -= LEASE_MS + 1;
+        s.conn
+            .execute_batch(&format!(
+                "UPDATE deliveries SET in_context_at_ms = in_context_at_ms - {LEASE_MS} - 1;
+                 UPDATE notices SET delivered_at_ms = delivered_at_ms + {LEASE_MS} + 1;"
+            ))
+            .expect("age the lease");
+        let third = take(&mut s);
+        assert_eq!((third.messages.len(), third.notices.len()), (2, 1));
+        // The first holder's late confirm does not touch the new lease's rows.
+        s.confirm(&again.lease, "hook").expect("late confirm");
+        assert_eq!(state(&s, 1), "queued");
+        s.confirm(&third.lease, "hook").expect("confirm");
+        assert_eq!(state(&s, 1), "in_context");
+        assert!(!s.has_due("r", true).expect("due"));
     }
 }

@@ -116,6 +116,10 @@ const STEPS: &[&str] = &[
      ALTER TABLE sessions ADD COLUMN branch TEXT;
      ALTER TABLE touches ADD COLUMN worktree TEXT;
      ALTER TABLE claims ADD COLUMN worktree TEXT;",
+    // 8: what a session does without a set task: its latest prompt's gist, its title.
+    "ALTER TABLE sessions ADD COLUMN prompt_gist TEXT;
+     ALTER TABLE sessions ADD COLUMN prompt_gist_at_ms INTEGER;
+     ALTER TABLE sessions ADD COLUMN title TEXT;",
 ];
 
 /// Brings the schema to the latest version in one immediate transaction per step.

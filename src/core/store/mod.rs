@@ -14,7 +14,7 @@ pub mod touches;
 use crate::core::paths::ProjectPaths;
 use crate::core::private_fs;
 use anyhow::{Context, Result};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use std::path::Path;
 use std::time::Duration;
 
@@ -87,6 +87,21 @@ impl Store {
         let mut store = Self { conn };
         retry_busy(|| migrations::migrate(&mut store.conn))?;
         Ok(store)
+    }
+
+    /// Runs `f` inside one immediate transaction, so nothing `f` reads changes before its
+    /// writes commit: the write lock is taken first, and two processes checking then
+    /// writing (the same exclusive claim, the prime role, a name) run one after the other.
+    /// Nested calls join the outer transaction; `f` must not call `end` or `prune`, which
+    /// open their own (the `&mut self` ones cannot be called from `f` at all).
+    pub fn atomically<T>(&self, f: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
+        if !self.conn.is_autocommit() {
+            return f(self);
+        }
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let out = f(self)?;
+        tx.commit()?;
+        Ok(out)
     }
 
     /// `PRAGMA quick_check`: "ok" or the first problems found.

@@ -38,7 +38,7 @@ impl Store {
         // The bounds are integers computed here, never input, so they are inlined.
         let messages = format!("FROM messages WHERE created_at_ms < {old}");
         let notices = format!(
-            "FROM notices WHERE (delivered_at_ms IS NOT NULL AND delivered_at_ms < {seen})
+            "FROM notices WHERE (delivered_at_ms > 0 AND delivered_at_ms < {seen})
              OR created_at_ms < {old}"
         );
         let ended = format!("FROM ended_sessions WHERE ended_at_ms < {old}");

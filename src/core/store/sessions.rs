@@ -36,6 +36,11 @@ pub struct SessionRow {
     /// The worktree the session works in (`.` = main checkout), and its branch.
     pub worktree: Option<String>,
     pub branch: Option<String>,
+    /// The gist of the person's latest prompt, and when it was given.
+    pub prompt_gist: Option<String>,
+    pub prompt_gist_at_ms: Option<i64>,
+    /// The title the client gave the session, if any.
+    pub title: Option<String>,
 }
 
 impl SessionRow {
@@ -61,7 +66,8 @@ impl SessionRow {
 
 const COLS: &str = "session_id, id8, role, name, started_at, last_heartbeat_at, current_task, kind,
     agent_pid, agent_started_at, server_pid, server_token, host, boot_id, evidence, activity,
-    activity_since, last_tool, roster_hash, worktree, branch";
+    activity_since, last_tool, roster_hash, worktree, branch, prompt_gist, prompt_gist_at_ms,
+    title";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
     Ok(SessionRow {
@@ -88,7 +94,20 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
         roster_hash: r.get(18)?,
         worktree: r.get(19)?,
         branch: r.get(20)?,
+        prompt_gist: r.get(21)?,
+        prompt_gist_at_ms: r.get(22)?,
+        title: r.get(23)?,
     })
+}
+
+/// A liveness test handed to the store, which cannot look at processes itself.
+#[derive(Clone, Copy)]
+pub struct LiveTest<'a>(pub &'a dyn Fn(&SessionRow) -> bool);
+
+impl std::fmt::Debug for LiveTest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LiveTest")
+    }
 }
 
 /// What a hook or server says about a session when registering it.
@@ -98,6 +117,11 @@ pub struct Registration<'a> {
     pub evidence: Evidence,
     pub agent: Option<AgentProcess>,
     pub role: Option<&'a str>,
+    /// Makes `role` a singleton: it is not taken while another row this test calls live
+    /// holds it (the session registers as subordinate, and [`Registered::role_held_by`]
+    /// names the holder). Checked inside the registering transaction, so two sessions
+    /// asking at once cannot both get it.
+    pub sole_role: Option<LiveTest<'a>>,
     pub name: Option<&'a str>,
     pub kind: Option<&'a str>,
     /// `(server pid, instance token)` when a server registers; hooks pass `None`.
@@ -111,6 +135,7 @@ impl<'a> Registration<'a> {
             evidence,
             agent: None,
             role: None,
+            sole_role: None,
             name: None,
             kind: None,
             server: None,
@@ -128,6 +153,8 @@ pub struct Registered {
     /// vouched for as this agent's own hand anything over).
     pub carried: Carried,
     pub carried_from: Option<String>,
+    /// The live row that holds the singleton role asked for, which was therefore not taken.
+    pub role_held_by: Option<SessionRow>,
 }
 
 impl Store {
@@ -152,13 +179,7 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let old_row: Option<SessionRow> = tx
-            .query_row(
-                &format!("SELECT {COLS} FROM sessions WHERE session_id=?1"),
-                [old],
-                from_row,
-            )
-            .optional()?;
+        let old_row = row_in(&tx, old)?;
         let out = register_in(&tx, reg, old_row)?;
         tx.commit()?;
         Ok(out)
@@ -223,6 +244,23 @@ impl Store {
         )? > 0)
     }
 
+    /// Sets `id`'s name unless another row has it (then false). The check and the write
+    /// are one immediate transaction, so two sessions asking for one name cannot both
+    /// get it.
+    pub fn set_unique_name(&self, id: &str, name: &str) -> Result<bool> {
+        self.atomically(|s| {
+            let taken: bool = s.conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM sessions WHERE name=?1 AND session_id<>?2)",
+                params![name, id],
+                |r| r.get(0),
+            )?;
+            if !taken {
+                s.set_name(id, Some(name))?;
+            }
+            Ok(!taken)
+        })
+    }
+
     pub fn set_role(&self, id: &str, role: &str) -> Result<bool> {
         Ok(self.conn.execute(
             "UPDATE sessions SET role=?2 WHERE session_id=?1",
@@ -245,6 +283,22 @@ impl Store {
         Ok(self.conn.execute(
             "UPDATE sessions SET last_tool=?2, last_heartbeat_at=?3 WHERE session_id=?1",
             params![id, tool, clock::iso(clock::now_ms())],
+        )? > 0)
+    }
+
+    /// Records the gist of the session's latest prompt (what it does without a set task).
+    pub fn set_gist(&self, id: &str, gist: &str, at_ms: i64) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE sessions SET prompt_gist=?2, prompt_gist_at_ms=?3 WHERE session_id=?1",
+            params![id, gist, at_ms],
+        )? > 0)
+    }
+
+    /// Records the title the client gave the session.
+    pub fn set_title(&self, id: &str, title: &str) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE sessions SET title=?2 WHERE session_id=?1",
+            params![id, title],
         )? > 0)
     }
 
@@ -421,6 +475,17 @@ fn existing_owner_matches(existing: Option<&SessionRow>, reg: &Registration<'_>)
     }
 }
 
+/// `id`'s row as `tx` sees it.
+fn row_in(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Option<SessionRow>> {
+    Ok(tx
+        .query_row(
+            &format!("SELECT {COLS} FROM sessions WHERE session_id=?1"),
+            [id],
+            from_row,
+        )
+        .optional()?)
+}
+
 /// Upserts `reg.id` inside `tx`, moving to it every other row of the same agent process
 /// and `also` (a row a rebind names); the last moved row lends its name, role and kind.
 fn register_in(
@@ -433,14 +498,7 @@ fn register_in(
     if reg.evidence.is_provisional() {
         // Checked inside the write transaction: weak evidence never adopts a row another
         // agent process registered, even one registering at this very moment.
-        let existing: Option<SessionRow> = tx
-            .query_row(
-                &format!("SELECT {COLS} FROM sessions WHERE session_id=?1"),
-                [reg.id.as_str()],
-                from_row,
-            )
-            .optional()?;
-        if let Some(e) = existing.filter(|e| e.agent_pid.is_some()) {
+        if let Some(e) = row_in(tx, reg.id.as_str())?.filter(|e| e.agent_pid.is_some()) {
             let ours = reg.agent.is_some_and(|a| {
                 e.agent_pid == Some(a.pid) && e.agent_started_at == Some(a.start_ticks)
             });
@@ -493,13 +551,7 @@ fn register_in(
         out.moved_from.push(old.session_id.clone());
     }
     let carried = olds.pop();
-    let existing: Option<SessionRow> = tx
-        .query_row(
-            &format!("SELECT {COLS} FROM sessions WHERE session_id=?1"),
-            [reg.id.as_str()],
-            from_row,
-        )
-        .optional()?;
+    let existing = row_in(tx, reg.id.as_str())?;
     let evidence = existing
         .as_ref()
         .and_then(|e| e.evidence.as_deref().and_then(Evidence::parse))
@@ -509,7 +561,19 @@ fn register_in(
     let pick = |new: Option<&str>, old: Option<&String>| -> Option<String> {
         new.map(str::to_string).or_else(|| old.cloned())
     };
-    let role = pick(reg.role, base.map(|b| &b.role)).unwrap_or_else(|| "subordinate".into());
+    let mut role = pick(reg.role, base.map(|b| &b.role)).unwrap_or_else(|| "subordinate".into());
+    if let (Some(wanted), Some(LiveTest(live))) = (reg.role, reg.sole_role) {
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {COLS} FROM sessions WHERE role=?1 AND session_id<>?2"
+        ))?;
+        let holders = stmt
+            .query_map(params![wanted, reg.id.as_str()], from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        if let Some(h) = holders.into_iter().find(|h| live(h)) {
+            role = "subordinate".into();
+            out.role_held_by = Some(h);
+        }
+    }
     let name = pick(reg.name, base.and_then(|b| b.name.as_ref()));
     let kind = pick(reg.kind, base.and_then(|b| b.kind.as_ref()));
     let (server_pid, server_token) = match reg.server {
@@ -623,7 +687,8 @@ fn carry_over(tx: &rusqlite::Transaction<'_>, old: &str, new: &str) -> Result<Ca
         params![old, new],
     )?;
     let notices = tx.execute(
-        "UPDATE notices SET session_id=?2 WHERE session_id=?1 AND delivered_at_ms IS NULL",
+        // Pending notices, leased ones too (a lease is a negative stamp; see messages.rs).
+        "UPDATE notices SET session_id=?2 WHERE session_id=?1 AND (delivered_at_ms IS NULL OR delivered_at_ms < 0)",
         params![old, new],
     )?;
     // The new id may already hold a pattern the old one held: keep one, drop the other.
