@@ -20,6 +20,9 @@ pub struct HookInput {
     #[serde(default)]
     pub tool_input: serde_json::Value,
     pub reason: Option<String>,
+    /// `default`, `acceptEdits`, `plan`, `bypassPermissions`, ... (all events but
+    /// SessionStart/SessionEnd).
+    pub permission_mode: Option<String>,
 }
 
 /// Reads at most [`MAX_PAYLOAD`] bytes from `r` and parses them.

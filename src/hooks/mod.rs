@@ -72,6 +72,21 @@ impl Ctx {
         Ok(())
     }
 
+    /// Records how this session can be woken: its doorbell (the messaging socket from the
+    /// environment or the harness file, validated; none forgets it) and the permission
+    /// mode the client reports. Writes only when something changed.
+    pub fn note_wake(&self) -> Result<()> {
+        let bell = crate::core::doorbell::discover(self.agent);
+        let mode = self
+            .input
+            .permission_mode
+            .as_deref()
+            .map(|m| text::inline(m, 40));
+        self.store
+            .note_wake(self.id.as_str(), bell.as_deref(), mode.as_deref())?;
+        Ok(())
+    }
+
     /// Adds this session's due notices and messages to `env`, leased to this answer.
     pub fn deliver_due(&mut self, env: &mut Envelope) -> Result<()> {
         let (text, lease) = crate::core::mailbox::inject(

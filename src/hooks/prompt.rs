@@ -1,13 +1,14 @@
 //! UserPromptSubmit: mark busy, show the roster when it changed, and always the overlaps.
 
 use super::{overlap, snapshot, Ctx, Envelope};
-use crate::core::render;
 use crate::core::text::{self, inline};
+use crate::core::{doorbell, render};
 use anyhow::Result;
 
 pub fn submit(ctx: &mut Ctx) -> Result<Envelope> {
     super::ensure_registered(ctx)?;
     ctx.store.set_activity(ctx.id.as_str(), "busy")?;
+    ctx.note_wake()?;
     let snap = snapshot(ctx)?;
     let sibs = snap.siblings(&ctx.caller());
     let mut env = Envelope::default();
@@ -26,6 +27,10 @@ pub fn submit(ctx: &mut Ctx) -> Result<Envelope> {
     }
 
     let prompt = ctx.input.prompt.as_deref().unwrap_or("");
+    // A turn a doorbell started: its "prompt" is the ring notice, not the person's words,
+    // so it has no overlap to hint at; the mail it announces is delivered below.
+    let rang = doorbell::is_ring_prompt(prompt);
+    let prompt = if rang { "" } else { prompt };
     let mine = snap.files_of(ctx.id.as_str());
     let mut hints = Vec::new();
     for s in &sibs {
@@ -59,5 +64,11 @@ pub fn submit(ctx: &mut Ctx) -> Result<Envelope> {
         ));
     }
     ctx.deliver_due(&mut env)?;
+    if rang
+        && doorbell::is_our_ring(ctx.input.prompt.as_deref().unwrap_or(""))
+        && env.lease.is_empty()
+    {
+        env.push("[orchestrator] (that notice is about mail already in your context: nothing new)");
+    }
     Ok(env)
 }

@@ -42,6 +42,7 @@ pub fn register(ctx: &mut Ctx) -> Result<Registered> {
 pub fn start(ctx: &mut Ctx) -> Result<Envelope> {
     let reg = register(ctx)?;
     ctx.store.set_activity(ctx.id.as_str(), "idle")?;
+    ctx.note_wake()?;
     let snap = snapshot(ctx)?;
     let sibs = snap.siblings(&ctx.caller());
     let me = ctx.store.get(ctx.id.as_str())?;
@@ -102,6 +103,7 @@ pub fn start(ctx: &mut Ctx) -> Result<Envelope> {
 pub fn stop(ctx: &mut Ctx) -> Result<Envelope> {
     super::ensure_registered(ctx)?;
     ctx.store.set_activity(ctx.id.as_str(), "idle")?;
+    ctx.note_wake()?;
     Ok(Envelope::default())
 }
 

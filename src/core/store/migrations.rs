@@ -116,6 +116,16 @@ const STEPS: &[&str] = &[
      ALTER TABLE sessions ADD COLUMN branch TEXT;
      ALTER TABLE touches ADD COLUMN worktree TEXT;
      ALTER TABLE claims ADD COLUMN worktree TEXT;",
+    // 8: waking a session: its doorbell (Claude Code's messaging socket), the permission
+    // mode its hooks report, the ring still pending for it (coalescing), its asyncRewake
+    // waiter; per delivery, how it was rung and when.
+    "ALTER TABLE sessions ADD COLUMN doorbell TEXT;
+     ALTER TABLE sessions ADD COLUMN permission_mode TEXT;
+     ALTER TABLE sessions ADD COLUMN rung_at_ms INTEGER;
+     ALTER TABLE sessions ADD COLUMN waiter_pid INTEGER;
+     ALTER TABLE sessions ADD COLUMN waiter_started INTEGER;
+     ALTER TABLE deliveries ADD COLUMN ring TEXT;
+     ALTER TABLE deliveries ADD COLUMN rung_at_ms INTEGER;",
 ];
 
 /// Brings the schema to the latest version in one immediate transaction per step.

@@ -10,6 +10,7 @@ pub mod repair;
 pub mod retention;
 pub mod sessions;
 pub mod touches;
+pub mod wake;
 
 use crate::core::paths::ProjectPaths;
 use crate::core::private_fs;
