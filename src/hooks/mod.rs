@@ -11,6 +11,7 @@ mod overlap;
 mod prompt;
 mod session;
 mod tool_use;
+pub mod wait;
 
 pub use input::{parse as parse_input, HookInput, MAX_PAYLOAD};
 pub use output::{Answer, Envelope, MAX_CONTEXT_CHARS};
@@ -131,7 +132,7 @@ thread_local! {
 
 /// Replaces the default panic message (several lines on stderr) with a note of where it
 /// happened, which [`guarded`] puts on its one line.
-fn quiet_panics() {
+pub(crate) fn quiet_panics() {
     std::panic::set_hook(Box::new(|info| {
         let at = info
             .location()
