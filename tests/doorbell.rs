@@ -555,3 +555,47 @@ fn a_waiter_leaves_a_busy_session_to_its_hooks() {
         "{err}"
     );
 }
+
+#[test]
+fn channel_auto_leaves_a_session_with_a_doorbell_to_the_ring() {
+    let p = Project::new();
+    let bell = Bell::new(&p, "chan");
+    let benv = bell.env();
+    let init = |a: &mut Agent| {
+        a.request(
+            "initialize",
+            json!({"protocolVersion": "2025-06-18",
+                   "capabilities": {"experimental": {"claude/channel": {}}},
+                   "clientInfo": {"name": "test", "version": "0"}}),
+        );
+        a.request("tools/list", json!({}));
+    };
+    // Declares channels and has a doorbell: `auto` does not push; the ring and hook deliver.
+    let mut rung = p.agent_with_server(&[
+        ("CLAUDE_CODE_SESSION_ID", "chanbell-rrrr"),
+        (benv.0, benv.1.as_str()),
+    ]);
+    init(&mut rung);
+    // Declares channels, no doorbell: `auto` pushes (the positive control).
+    let mut pushed = p.agent_with_server(&[("CLAUDE_CODE_SESSION_ID", "chanpush-pppp")]);
+    init(&mut pushed);
+    assert!(wait_until(Duration::from_secs(10), || {
+        status_of(&p, "chanbell-rrrr")["wake"] == "doorbell" && live_ids(&p).len() == 2
+    }));
+    let out = send(&p, "@SA-chanpush", "pushed to you");
+    assert!(out.contains("no doorbell"), "{out}");
+    let n = pushed
+        .wait_notification("notifications/claude/channel", Duration::from_secs(20))
+        .expect("pushed");
+    assert!(n.to_string().contains("pushed to you"), "{n}");
+    let out = send(&p, "@SA-chanbell", "rung for you");
+    assert!(out.contains("woke SA-chanbell"), "{out}");
+    assert_eq!(bell.rung().len(), 1);
+    let ctx = prompt(
+        &p,
+        "chanbell-rrrr",
+        &notice(2, "the person"),
+        &[("CLAUDE_PID", rung.pid.to_string()), benv.clone()],
+    );
+    assert!(ctx.contains("│ rung for you"), "{ctx}");
+}

@@ -497,7 +497,7 @@ pub fn ring(plan: &mut Plan, root: &Path) {
     };
     let rings = plan.targets.iter().filter(|t| t.ring.is_some()).count();
     if rings == 1 {
-        plan.targets.iter_mut().for_each(|t| one(t));
+        plan.targets.iter_mut().for_each(&one);
     } else {
         let one = &one;
         std::thread::scope(|s| {

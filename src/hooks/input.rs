@@ -21,8 +21,10 @@ pub struct HookInput {
     pub tool_input: serde_json::Value,
     pub reason: Option<String>,
     /// `default`, `acceptEdits`, `plan`, `bypassPermissions`, ... (all events but
-    /// SessionStart/SessionEnd).
-    pub permission_mode: Option<String>,
+    /// SessionStart/SessionEnd). Only reported, so a value of another type is ignored
+    /// rather than failing the hook (see [`HookInput::permission_mode`]).
+    #[serde(default, rename = "permission_mode")]
+    pub permission_mode_raw: serde_json::Value,
 }
 
 /// Reads at most [`MAX_PAYLOAD`] bytes from `r` and parses them.
@@ -62,6 +64,11 @@ impl HookInput {
             .as_deref()
             .context("hook input has no session_id; is this hook wired to Claude Code?")?;
         SessionId::parse(raw).map_err(|e| anyhow::anyhow!("hook input rejected: {e}"))
+    }
+
+    /// The permission mode the client reports, if it is a string.
+    pub fn permission_mode(&self) -> Option<&str> {
+        self.permission_mode_raw.as_str()
     }
 
     /// The file a Write/Edit/MultiEdit/NotebookEdit is about to touch.

@@ -78,11 +78,7 @@ impl Ctx {
     /// mode the client reports. Writes only when something changed.
     pub fn note_wake(&self) -> Result<()> {
         let bell = crate::core::doorbell::discover(self.agent);
-        let mode = self
-            .input
-            .permission_mode
-            .as_deref()
-            .map(|m| text::inline(m, 40));
+        let mode = self.input.permission_mode().map(|m| text::inline(m, 40));
         self.store
             .note_wake(self.id.as_str(), bell.as_deref(), mode.as_deref())?;
         Ok(())
