@@ -365,9 +365,13 @@ fn bypass_mode_is_reported_as_held_unless_the_project_accepts() {
         "{}",
         status_of(&p, rid)
     );
-    let table = String::from_utf8_lossy(&p.run(&["status"]).stdout).to_string();
-    assert!(table.contains("crossSessionInbound"), "{table}");
     let out = send(&p, "@SA-bypass0", "hello");
+    let table = String::from_utf8_lossy(&p.run(&["status"]).stdout).to_string();
+    assert!(
+        table.contains("SA-bypass00: 1 message(s) wait; it runs in bypass mode")
+            && table.contains("crossSessionInbound"),
+        "{table}"
+    );
     assert!(
         out.contains("held: recipient runs in bypass mode") && out.contains("crossSessionInbound"),
         "{out}"

@@ -42,6 +42,9 @@ pub struct Entry {
     /// Since when a ring for it is pending (it has not taken that mail yet).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ring_pending_since: Option<String>,
+    /// Messages to it not yet in its context.
+    #[serde(skip)]
+    pub queued: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<String>,
     #[serde(skip)]
@@ -65,6 +68,8 @@ pub fn collect_in(store: &Store, all: bool, root: Option<&std::path::Path>) -> R
         store.recent_files(&ids, now - roster::files_window_ms(), 8)?
     };
     let inbound = root.and_then(crate::core::doorbell::inbound_setting);
+    let queued: std::collections::HashMap<String, i64> =
+        store.queued_by_recipient()?.into_iter().collect();
     let mut out = Vec::new();
     for r in store.all_sessions()? {
         let v = liveness::verdict(&r, now, &SystemProbe, policy);
@@ -93,6 +98,7 @@ pub fn collect_in(store: &Store, all: bool, root: Option<&std::path::Path>) -> R
         out.push(Entry {
             ring_pending_since: wake.as_ref().and_then(|w| w.rung_at_ms).map(clock::iso),
             wake: wake.as_ref().map(|w| wake_word(w, inbound.as_deref())),
+            queued: queued.get(&r.session_id).copied().unwrap_or(0),
             uncommitted_files: uncommitted,
             files: files.get(&r.session_id).cloned().unwrap_or_default(),
             unacked_messages: store.unacked_count(&r.session_id)?,
@@ -140,6 +146,7 @@ fn ended(store: &Store, e: EndedSession) -> Result<Entry> {
         uncommitted_files: Vec::new(),
         wake: None,
         ring_pending_since: None,
+        queued: 0,
         seen_ms: clock::parse_iso(&e.ended_at).map(|t| clock::now_ms() - t),
         ended_at: Some(e.ended_at),
     })
@@ -163,22 +170,26 @@ fn wake_word(w: &WakeRow, inbound: Option<&str>) -> String {
     }
 }
 
-/// A line under the table for each live session a message cannot wake now.
+/// A line under the table for each live session with mail waiting that no ring can
+/// bring now.
 pub fn wake_notes(entries: &[Entry]) -> Vec<String> {
     entries
         .iter()
-        .filter(|e| e.live)
+        .filter(|e| e.live && e.queued > 0)
         .filter_map(|e| {
             let w = e.wake.as_deref()?;
             let id = format!("SA-{}", text::id8(&e.id8));
+            let n = e.queued;
             if w.starts_with("next turn") {
                 Some(format!(
-                    "{id}: a message waits for its next turn ({})",
+                    "{id}: {n} message(s) wait for its next turn ({})",
                     w.trim_start_matches("next turn (").trim_end_matches(')')
                 ))
             } else if w.contains("held") {
                 Some(format!(
-                    "{id}: runs in bypass mode, so a ring waits for approval in its terminal                      (\"crossSessionInbound\": \"accept\" lets it through; see README)"
+                    "{id}: {n} message(s) wait; it runs in bypass mode, so its ring waits for \
+                     approval in its terminal (\"crossSessionInbound\": \"accept\" lets rings \
+                     through; see README)"
                 ))
             } else {
                 None
