@@ -123,7 +123,7 @@ fn ring_of(p: &Project, message: i64, recipient: &str) -> (Option<String>, Optio
     let db = p.state_dir().join("agent-channel/agent_channel.db");
     let c = rusqlite::Connection::open(db).expect("db");
     c.query_row(
-        "SELECT ring, rung_at_ms FROM deliveries WHERE message_id=?1 AND recipient_id=?2",
+        "SELECT ring, rung_ms FROM deliveries WHERE message_id=?1 AND recipient_id=?2",
         rusqlite::params![message, recipient],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )
@@ -479,13 +479,15 @@ fn exit_of(child: &mut Child) -> (i32, String) {
 fn waiter_pid(p: &Project, id: &str) -> Option<i64> {
     let db = p.state_dir().join("agent-channel/agent_channel.db");
     let c = rusqlite::Connection::open(db).ok()?;
-    c.query_row(
-        "SELECT waiter_pid FROM sessions WHERE session_id=?1",
-        [id],
-        |r| r.get(0),
-    )
-    .ok()
-    .flatten()
+    let w: Option<String> = c
+        .query_row(
+            "SELECT waiter FROM sessions WHERE session_id=?1",
+            [id],
+            |r| r.get(0),
+        )
+        .ok()
+        .flatten();
+    w?.split(':').next()?.parse().ok()
 }
 
 #[test]

@@ -209,7 +209,7 @@ impl Store {
              AND (delivered_at_ms IS NULL OR delivered_at_ms < 0))";
         let sql = format!(
             "SELECT EXISTS (SELECT 1 FROM deliveries WHERE recipient_id=?1 AND state='queued') OR {},
-               EXISTS (SELECT 1 FROM sessions WHERE session_id=?1 AND rung_at_ms IS NOT NULL)",
+               EXISTS (SELECT 1 FROM sessions WHERE session_id=?1 AND rung_ms IS NOT NULL)",
             if notices { pending_notice } else { "0" }
         );
         Ok(self
@@ -286,7 +286,7 @@ impl Store {
             // message rings again (see `wake.rs`).
             if !taken.is_empty() || !notices.is_empty() {
                 tx.prepare_cached(
-                    "UPDATE sessions SET rung_at_ms=NULL WHERE session_id=?1 AND rung_at_ms IS NOT NULL",
+                    "UPDATE sessions SET rung_ms=NULL WHERE session_id=?1 AND rung_ms IS NOT NULL",
                 )?
                 .execute([recipient])?;
             }
@@ -408,7 +408,7 @@ impl Store {
         let mut stmt = self.conn.prepare(
             "SELECT recipient_id, state, via, queued_at_ms,
                CASE WHEN state='queued' THEN NULL ELSE in_context_at_ms END, acked_at_ms,
-               ring, rung_at_ms
+               ring, rung_ms
              FROM deliveries WHERE message_id=?1 ORDER BY recipient_id",
         )?;
         let rows = stmt

@@ -117,15 +117,17 @@ const STEPS: &[&str] = &[
      ALTER TABLE touches ADD COLUMN worktree TEXT;
      ALTER TABLE claims ADD COLUMN worktree TEXT;",
     // 8: waking a session: its doorbell (Claude Code's messaging socket), the permission
-    // mode its hooks report, the ring still pending for it (coalescing), its asyncRewake
-    // waiter; per delivery, how it was rung and when.
-    "ALTER TABLE sessions ADD COLUMN doorbell TEXT;
-     ALTER TABLE sessions ADD COLUMN permission_mode TEXT;
-     ALTER TABLE sessions ADD COLUMN rung_at_ms INTEGER;
-     ALTER TABLE sessions ADD COLUMN waiter_pid INTEGER;
-     ALTER TABLE sessions ADD COLUMN waiter_started INTEGER;
-     ALTER TABLE deliveries ADD COLUMN ring TEXT;
-     ALTER TABLE deliveries ADD COLUMN rung_at_ms INTEGER;",
+    // mode its hooks report, the ring still pending for it (epoch ms; coalescing), its
+    // asyncRewake waiter ("pid:start_ticks"); per delivery, how it was rung (an outcome
+    // code of core::doorbell) and when (epoch ms). Short and untyped on purpose: every
+    // ALTER lengthens the CREATE text in sqlite_master, which must stay on page 1 for
+    // `repair` to read a truncated file (see tests/state.rs truncated_database).
+    "ALTER TABLE sessions ADD COLUMN doorbell;
+     ALTER TABLE sessions ADD COLUMN perm_mode;
+     ALTER TABLE sessions ADD COLUMN rung_ms;
+     ALTER TABLE sessions ADD COLUMN waiter;
+     ALTER TABLE deliveries ADD COLUMN ring;
+     ALTER TABLE deliveries ADD COLUMN rung_ms;",
 ];
 
 /// Brings the schema to the latest version in one immediate transaction per step.
@@ -249,6 +251,27 @@ fn apply_first(tx: &rusqlite::Transaction<'_>, step: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_schema_fits_page_one() -> Result<()> {
+        // `repair` reads a truncated file only while sqlite_master is on page 1: once its
+        // text outgrows the page, it moves to a page at the end of the file, the first to
+        // go. Every table and index has one root page; any page more is the schema's.
+        let mut conn = Connection::open_in_memory()?;
+        migrate(&mut conn)?;
+        let objects: i64 = conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE rootpage > 0",
+            [],
+            |r| r.get(0),
+        )?;
+        let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        assert_eq!(
+            pages,
+            objects + 1,
+            "sqlite_master no longer fits page 1: shorten new column definitions"
+        );
+        Ok(())
+    }
 
     #[test]
     fn a_dropped_table_or_index_is_missing() -> Result<()> {

@@ -59,21 +59,18 @@ impl Store {
         Ok(self
             .conn
             .query_row(
-                "SELECT session_id, doorbell, permission_mode, rung_at_ms, waiter_pid,
-                   waiter_started, activity, agent_pid, agent_started_at, host, boot_id
+                "SELECT session_id, doorbell, perm_mode, rung_ms, waiter, activity, agent_pid,
+                   agent_started_at, host, boot_id
                  FROM sessions WHERE session_id=?1",
                 [id],
                 |r| {
-                    let waiter = match (r.get::<_, Option<i32>>(4)?, r.get::<_, Option<i64>>(5)?) {
-                        (Some(pid), Some(t)) => Some(AgentProcess {
-                            pid,
-                            start_ticks: t as u64,
-                        }),
-                        _ => None,
-                    };
-                    let local = r.get::<_, Option<String>>(9)?.as_deref() == Some(&h.host)
-                        && r.get::<_, Option<String>>(10)?.as_deref() == Some(&h.boot_id);
-                    let agent = match (r.get::<_, Option<i32>>(7)?, r.get::<_, Option<i64>>(8)?) {
+                    let waiter = r
+                        .get::<_, Option<String>>(4)?
+                        .as_deref()
+                        .and_then(parse_waiter);
+                    let local = r.get::<_, Option<String>>(8)?.as_deref() == Some(&h.host)
+                        && r.get::<_, Option<String>>(9)?.as_deref() == Some(&h.boot_id);
+                    let agent = match (r.get::<_, Option<i32>>(6)?, r.get::<_, Option<i64>>(7)?) {
                         (Some(pid), Some(t)) if local => Some(AgentProcess {
                             pid,
                             start_ticks: t as u64,
@@ -86,7 +83,7 @@ impl Store {
                         permission_mode: r.get(2)?,
                         rung_at_ms: r.get(3)?,
                         waiter,
-                        activity: r.get(6)?,
+                        activity: r.get(5)?,
                         local_agent: agent,
                     })
                 },
@@ -107,7 +104,7 @@ impl Store {
             return Ok(false);
         }
         self.conn.execute(
-            "UPDATE sessions SET doorbell=?2, permission_mode=COALESCE(?3, permission_mode)
+            "UPDATE sessions SET doorbell=?2, perm_mode=COALESCE(?3, perm_mode)
              WHERE session_id=?1",
             params![id, doorbell, mode],
         )?;
@@ -124,8 +121,8 @@ impl Store {
         // Write first, so the transaction holds the write lock from its first statement.
         let n = tx.execute(
             &format!(
-                "UPDATE sessions SET rung_at_ms=?3 WHERE session_id=?1
-                   AND (rung_at_ms IS NULL OR rung_at_ms < ?4) AND {WAITING}"
+                "UPDATE sessions SET rung_ms=?3 WHERE session_id=?1
+                   AND (rung_ms IS NULL OR rung_ms < ?4) AND {WAITING}"
             ),
             params![recipient, message_id, now, now - RING_AGAIN_AFTER_MS],
         )?;
@@ -139,7 +136,7 @@ impl Store {
             )?;
             let pending: Option<Option<i64>> = tx
                 .query_row(
-                    "SELECT rung_at_ms FROM sessions WHERE session_id=?1",
+                    "SELECT rung_ms FROM sessions WHERE session_id=?1",
                     [recipient],
                     |r| r.get(0),
                 )
@@ -160,7 +157,7 @@ impl Store {
     /// settings), so the next message tries again.
     pub fn release_ring(&self, recipient: &str, stamp: i64) -> Result<()> {
         self.conn.execute(
-            "UPDATE sessions SET rung_at_ms=NULL WHERE session_id=?1 AND rung_at_ms=?2",
+            "UPDATE sessions SET rung_ms=NULL WHERE session_id=?1 AND rung_ms=?2",
             params![recipient, stamp],
         )?;
         Ok(())
@@ -169,7 +166,7 @@ impl Store {
     /// The recipient had a turn with nothing due: any ring it was sent is spent.
     pub fn clear_ring(&self, recipient: &str) -> Result<()> {
         self.conn.execute(
-            "UPDATE sessions SET rung_at_ms=NULL WHERE session_id=?1 AND rung_at_ms IS NOT NULL",
+            "UPDATE sessions SET rung_ms=NULL WHERE session_id=?1 AND rung_ms IS NOT NULL",
             [recipient],
         )?;
         Ok(())
@@ -185,7 +182,7 @@ impl Store {
         rung_at_ms: Option<i64>,
     ) -> Result<()> {
         self.conn.execute(
-            "UPDATE deliveries SET ring=?3, rung_at_ms=?4 WHERE message_id=?1 AND recipient_id=?2",
+            "UPDATE deliveries SET ring=?3, rung_ms=?4 WHERE message_id=?1 AND recipient_id=?2",
             params![message_id, recipient, code, rung_at_ms],
         )?;
         Ok(())
@@ -199,45 +196,52 @@ impl Store {
         waiter: AgentProcess,
     ) -> Result<Option<Option<AgentProcess>>> {
         let tx = self.conn.unchecked_transaction()?;
+        // Write first, so the transaction holds the write lock from its first statement.
         let n = tx.execute(
-            "UPDATE sessions SET waiter_pid=waiter_pid WHERE session_id=?1",
+            "UPDATE sessions SET waiter=waiter WHERE session_id=?1",
             [id],
         )?;
         if n == 0 {
             return Ok(None);
         }
-        let old = tx.query_row(
-            "SELECT waiter_pid, waiter_started FROM sessions WHERE session_id=?1",
+        let old: Option<String> = tx.query_row(
+            "SELECT waiter FROM sessions WHERE session_id=?1",
             [id],
-            |r| {
-                Ok(
-                    match (r.get::<_, Option<i32>>(0)?, r.get::<_, Option<i64>>(1)?) {
-                        (Some(pid), Some(t)) => Some(AgentProcess {
-                            pid,
-                            start_ticks: t as u64,
-                        }),
-                        _ => None,
-                    },
-                )
-            },
+            |r| r.get(0),
         )?;
         tx.execute(
-            "UPDATE sessions SET waiter_pid=?2, waiter_started=?3 WHERE session_id=?1",
-            params![id, waiter.pid, waiter.start_ticks as i64],
+            "UPDATE sessions SET waiter=?2 WHERE session_id=?1",
+            params![id, waiter_text(waiter)],
         )?;
         tx.commit()?;
-        Ok(Some(old.filter(|o| *o != waiter)))
+        Ok(Some(
+            old.as_deref()
+                .and_then(parse_waiter)
+                .filter(|o| *o != waiter),
+        ))
     }
 
     /// Forgets `waiter` as `id`'s waiter (only if it still is).
     pub fn clear_waiter(&self, id: &str, waiter: AgentProcess) -> Result<()> {
         self.conn.execute(
-            "UPDATE sessions SET waiter_pid=NULL, waiter_started=NULL
-             WHERE session_id=?1 AND waiter_pid=?2 AND waiter_started=?3",
-            params![id, waiter.pid, waiter.start_ticks as i64],
+            "UPDATE sessions SET waiter=NULL WHERE session_id=?1 AND waiter=?2",
+            params![id, waiter_text(waiter)],
         )?;
         Ok(())
     }
+}
+
+/// A waiter as stored: `pid:start_ticks`.
+fn waiter_text(w: AgentProcess) -> String {
+    format!("{}:{}", w.pid, w.start_ticks)
+}
+
+fn parse_waiter(s: &str) -> Option<AgentProcess> {
+    let (pid, ticks) = s.split_once(':')?;
+    Some(AgentProcess {
+        pid: pid.parse().ok()?,
+        start_ticks: ticks.parse().ok()?,
+    })
 }
 
 #[cfg(test)]
