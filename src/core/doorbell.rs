@@ -114,6 +114,11 @@ fn harness_file(agent: AgentProcess) -> Option<harness::HarnessFile> {
     harness::read_harness_file(&harness::sessions_dir()?, agent.pid, &info)
 }
 
+/// `idle` or `busy`, as the harness file of a live `agent` says (newer clients only).
+pub fn harness_status(agent: AgentProcess) -> Option<String> {
+    harness_file(agent)?.status
+}
+
 /// Only letters, digits, `-` and `_`: what may appear of an id in a ring.
 fn safe_id8(id: &str) -> String {
     id.chars()
@@ -356,8 +361,7 @@ struct Ring {
     socket: String,
     stamp: i64,
     bypass: bool,
-    agent: Option<AgentProcess>,
-    activity: Option<String>,
+    busy: bool,
 }
 
 /// What one send (or notice) rings.
@@ -430,8 +434,7 @@ pub fn plan(
                     socket,
                     stamp,
                     bypass: wake.bypass(),
-                    agent: wake.local_agent,
-                    activity: wake.activity.clone(),
+                    busy: is_busy(&wake),
                 }),
                 ..t(code::FAILED, None)
             }),
@@ -485,7 +488,7 @@ pub fn ring(plan: &mut Plan, root: &Path) {
                 t.rung_at_ms = Some(clock::now_ms());
                 t.code = if r.bypass && inbound.as_deref() != Some("accept") {
                     code::HELD
-                } else if busy(r) {
+                } else if r.busy {
                     code::BUSY
                 } else {
                     code::WOKE
@@ -508,10 +511,17 @@ pub fn ring(plan: &mut Plan, root: &Path) {
     }
 }
 
-/// Busy by the harness's own word when it says, else by the hooks' last turn state.
-fn busy(r: &Ring) -> bool {
-    let harness = r.agent.and_then(harness_file).and_then(|h| h.status);
-    harness.or_else(|| r.activity.clone()).as_deref() == Some("busy")
+/// How long "busy" with no hook activity is believed: an interrupted turn runs no Stop
+/// hook, so its row stays busy while the session sits idle.
+pub const BUSY_BELIEVED_MS: i64 = 60_000;
+
+/// Busy by the harness's own word when its file says (newer clients); else by the hooks'
+/// turn state, while they keep writing.
+pub fn is_busy(w: &WakeRow) -> bool {
+    if let Some(status) = w.local_agent.and_then(harness_status) {
+        return status == "busy";
+    }
+    w.activity.as_deref() == Some("busy") && clock::now_ms() - w.heartbeat_ms < BUSY_BELIEVED_MS
 }
 
 /// Stores how each delivery will arrive and gives back failed or refused ring claims.
@@ -684,6 +694,23 @@ mod tests {
         let e = ring_socket(&tmp.path().join("gone.sock"), b"x\n", deadline).expect_err("none");
         assert!(e.contains("ENOENT"), "{e}");
         Ok(())
+    }
+
+    #[test]
+    fn busy_is_believed_while_the_hooks_keep_writing() {
+        let now = clock::now_ms();
+        let mut w = WakeRow {
+            activity: Some("busy".into()),
+            heartbeat_ms: now,
+            ..WakeRow::default()
+        };
+        assert!(is_busy(&w));
+        // An interrupted turn runs no Stop hook: stale "busy" is idle.
+        w.heartbeat_ms = now - BUSY_BELIEVED_MS - 1;
+        assert!(!is_busy(&w));
+        w.activity = Some("idle".into());
+        w.heartbeat_ms = now;
+        assert!(!is_busy(&w));
     }
 
     #[test]

@@ -141,8 +141,9 @@ fn wait(max: Duration) -> Result<Exit> {
                 return Ok(quit(&store, &id, me, registered));
             }
             // A busy session hears its mail from its own hooks (PostToolUse, the next
-            // prompt); the Stop that ends the turn wakes us again.
-            if w.activity.as_deref() != Some("busy") {
+            // prompt); the Stop that ends the turn wakes us again (and an interrupted
+            // turn, which runs no Stop, counts as busy only a minute: we look each minute).
+            if !doorbell::is_busy(&w) {
                 let (body, lease) = mailbox::inject(&mut store, &id, mailbox::HOOK_BUDGET_CHARS)?;
                 if !body.is_empty() {
                     let mut err = std::io::stderr().lock();

@@ -28,6 +28,8 @@ pub struct WakeRow {
     pub waiter: Option<AgentProcess>,
     /// `busy` / `idle` as its hooks last said.
     pub activity: Option<String>,
+    /// Its last heartbeat (any hook or server write), epoch ms.
+    pub heartbeat_ms: i64,
     /// Its agent process, when that runs on this host and boot.
     pub local_agent: Option<AgentProcess>,
 }
@@ -60,7 +62,7 @@ impl Store {
             .conn
             .query_row(
                 "SELECT session_id, doorbell, perm_mode, rung_ms, waiter, activity, agent_pid,
-                   agent_started_at, host, boot_id
+                   agent_started_at, host, boot_id, last_heartbeat_at
                  FROM sessions WHERE session_id=?1",
                 [id],
                 |r| {
@@ -84,6 +86,11 @@ impl Store {
                         rung_at_ms: r.get(3)?,
                         waiter,
                         activity: r.get(5)?,
+                        heartbeat_ms: r
+                            .get::<_, Option<String>>(10)?
+                            .as_deref()
+                            .and_then(crate::core::clock::parse_iso)
+                            .unwrap_or(0),
                         local_agent: agent,
                     })
                 },
