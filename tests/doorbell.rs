@@ -605,3 +605,27 @@ fn channel_auto_leaves_a_session_with_a_doorbell_to_the_ring() {
     );
     assert!(ctx.contains("│ rung for you"), "{ctx}");
 }
+
+#[test]
+fn a_notice_that_needs_action_rings_too() {
+    let p = Project::new();
+    let bell = Bell::new(&p, "prime");
+    let (_r, env) = session(&p, "newprime-pppp", Some(&bell.path));
+    let out = p.run(&["takeover", "@SA-newprime"]);
+    assert!(out.status.success(), "{out:?}");
+    let rung = bell.rung();
+    assert_eq!(rung.len(), 1, "{rung:?}");
+    let v: Value = serde_json::from_str(&rung[0]).expect("json");
+    assert_eq!(
+        v["message"]["content"],
+        "<cross-session-message from-name=\"orchestrator\">[orchestrator] the person made you \
+         the prime session (@PA); it is in your context</cross-session-message>"
+    );
+    let content = v["message"]["content"].as_str().unwrap_or_default();
+    let ctx = prompt(&p, "newprime-pppp", content, &env);
+    assert!(
+        ctx.contains("the person made you the prime session"),
+        "{ctx}"
+    );
+    assert!(!ctx.contains("nothing new"), "{ctx}");
+}
