@@ -629,3 +629,37 @@ fn a_notice_that_needs_action_rings_too() {
     );
     assert!(!ctx.contains("nothing new"), "{ctx}");
 }
+
+#[test]
+fn a_session_launched_in_bypass_mode_is_held_from_its_start() {
+    use std::os::unix::process::CommandExt;
+    let p = Project::new();
+    let bell = Bell::new(&p, "flag");
+    let mut c = p.cmd(&p.claude);
+    c.args(["sh", "-c", "sleep 600", "--dangerously-skip-permissions"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+    let agent = Sleeper(spawn_retrying(&mut c));
+    let env = vec![("CLAUDE_PID", agent.id().to_string()), bell.env()];
+    // SessionStart reports no permission mode: the launch flag tells.
+    let out = p.hook(
+        "SessionStart",
+        &payload("flagged0-ffff", json!({"source": "startup"})),
+        &env,
+    );
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+    assert_eq!(
+        status_of(&p, "flagged0-ffff")["wake"],
+        "doorbell (held: bypass mode)"
+    );
+    // Once a hook reports the mode in use, that wins.
+    let out = p.hook(
+        "Stop",
+        &payload("flagged0-ffff", json!({"permission_mode": "default"})),
+        &env,
+    );
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+    assert_eq!(status_of(&p, "flagged0-ffff")["wake"], "doorbell");
+}

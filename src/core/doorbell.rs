@@ -106,6 +106,25 @@ pub fn discover(agent: Option<AgentProcess>) -> Option<String> {
     })
 }
 
+/// `bypassPermissions` when `agent` was launched with `--dangerously-skip-permissions` (or
+/// `--permission-mode bypassPermissions`): the mode a session has before any hook that
+/// reports one (SessionStart does not) has run.
+pub fn launch_mode(agent: AgentProcess) -> Option<&'static str> {
+    let path = PathBuf::from(format!("/proc/{}/cmdline", agent.pid));
+    let (bytes, _) = crate::core::private_fs::read_capped(&path, 256 * 1024).ok()?;
+    // Read first, then check it is still that process (pid reuse).
+    if !SystemProbe.is_alive(agent.pid, agent.start_ticks) {
+        return None;
+    }
+    let args: Vec<&[u8]> = bytes.split(|b| *b == 0).collect();
+    let bypass = args.iter().any(|a| *a == b"--dangerously-skip-permissions")
+        || args
+            .windows(2)
+            .any(|w| w[0] == b"--permission-mode" && w[1] == b"bypassPermissions")
+        || args.iter().any(|a| *a == b"--permission-mode=bypassPermissions");
+    bypass.then_some("bypassPermissions")
+}
+
 /// The harness's file for a live `agent` (pid reuse checked).
 fn harness_file(agent: AgentProcess) -> Option<harness::HarnessFile> {
     let info = SystemProbe

@@ -78,7 +78,14 @@ impl Ctx {
     /// mode the client reports. Writes only when something changed.
     pub fn note_wake(&self) -> Result<()> {
         let bell = crate::core::doorbell::discover(self.agent);
-        let mode = self.input.permission_mode().map(|m| text::inline(m, 40));
+        // SessionStart reports no mode: until a hook does, the launch flags tell.
+        let mode = match self.input.permission_mode() {
+            Some(m) => Some(text::inline(m, 40)),
+            None => self
+                .agent
+                .and_then(crate::core::doorbell::launch_mode)
+                .map(std::borrow::Cow::Borrowed),
+        };
         self.store
             .note_wake(self.id.as_str(), bell.as_deref(), mode.as_deref())?;
         Ok(())
