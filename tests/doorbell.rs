@@ -348,7 +348,7 @@ fn a_failed_ring_loses_nothing_and_says_how_the_mail_will_arrive() {
 }
 
 #[test]
-fn bypass_mode_is_reported_as_held_unless_the_project_accepts() {
+fn bypass_mode_is_reported_as_held_unless_the_user_accepts() {
     let p = Project::new();
     let bell = Bell::new(&p, "bypass");
     let rid = "bypass00-rrrr";
@@ -379,10 +379,20 @@ fn bypass_mode_is_reported_as_held_unless_the_project_accepts() {
     assert_eq!(bell.rung().len(), 1, "still rung: the person sees it there");
     prompt(&p, rid, "take it", &env);
     p.hook("Stop", &payload(rid, json!({})), &env);
+    // A project cannot let rings through (Claude Code takes `accept` only from the user's
+    // or managed settings): still held.
     let settings = p.root.join(".claude");
     std::fs::create_dir_all(&settings).expect("mkdir");
     std::fs::write(
         settings.join("settings.json"),
+        r#"{"crossSessionInbound": "accept"}"#,
+    )
+    .expect("settings");
+    assert_eq!(status_of(&p, rid)["wake"], "doorbell (held: bypass mode)");
+    let user = p.home.join(".claude");
+    std::fs::create_dir_all(&user).expect("mkdir");
+    std::fs::write(
+        user.join("settings.json"),
         r#"{"crossSessionInbound": "accept"}"#,
     )
     .expect("settings");
@@ -398,6 +408,27 @@ fn bypass_mode_is_reported_as_held_unless_the_project_accepts() {
     let out = send(&p, "@SA-bypass0", "refused");
     assert!(out.contains("refuses rings"), "{out}");
     assert_eq!(bell.rung().len(), 1, "refuse: the accepted ring only");
+    prompt(&p, rid, "take it", &env);
+    // A project may restrict: `hold` holds even a session that is not in bypass mode.
+    p.hook(
+        "Stop",
+        &payload(rid, json!({"permission_mode": "default"})),
+        &env,
+    );
+    std::fs::write(
+        settings.join("settings.local.json"),
+        r#"{"crossSessionInbound": "hold"}"#,
+    )
+    .expect("settings");
+    let out = send(&p, "@SA-bypass0", "held by setting");
+    assert!(
+        out.contains("held: its crossSessionInbound setting is \"hold\""),
+        "{out}"
+    );
+    assert_eq!(
+        status_of(&p, rid)["wake"],
+        "doorbell (held: crossSessionInbound hold)"
+    );
 }
 
 #[test]

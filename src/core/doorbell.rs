@@ -39,6 +39,8 @@ pub mod code {
     pub const BUSY: &str = "busy";
     /// Rung, but the recipient runs in bypass mode: the client holds it for approval.
     pub const HELD: &str = "held";
+    /// Rung, but the recipient's `crossSessionInbound` is `hold`: held for approval.
+    pub const HELD_SETTING: &str = "held_setting";
     /// A ring for earlier mail is still pending: this message arrives with it.
     pub const COALESCED: &str = "coalesced";
     /// A hook took it before the ring: nothing to ring for.
@@ -121,7 +123,9 @@ pub fn launch_mode(agent: AgentProcess) -> Option<&'static str> {
         || args
             .windows(2)
             .any(|w| w[0] == b"--permission-mode" && w[1] == b"bypassPermissions")
-        || args.iter().any(|a| *a == b"--permission-mode=bypassPermissions");
+        || args
+            .iter()
+            .any(|a| *a == b"--permission-mode=bypassPermissions");
     bypass.then_some("bypassPermissions")
 }
 
@@ -330,19 +334,31 @@ fn os_why(e: &std::io::Error) -> Why {
     }
 }
 
-/// A recipient's `crossSessionInbound` as Claude Code reads it: the project's
-/// `.claude/settings.local.json`, then `.claude/settings.json`, then the user's
-/// `settings.json` (first one that sets it wins).
+/// A recipient's `crossSessionInbound` as Claude Code applies it (checked on 2.1.331): a
+/// project's settings (`.claude/settings.json`, `.claude/settings.local.json`) may only
+/// restrict (`hold`, `refuse`); `accept` counts from the user's `settings.json` or managed
+/// settings. The most restrictive value found wins.
 pub fn inbound_setting(root: &Path) -> Option<String> {
     let user = harness::sessions_dir().and_then(|d| d.parent().map(|p| p.join("settings.json")));
-    [
-        Some(root.join(".claude/settings.local.json")),
-        Some(root.join(".claude/settings.json")),
-        user,
+    let managed = Some(PathBuf::from("/etc/claude-code/managed-settings.json"));
+    let trusted: Vec<String> = [managed, user]
+        .into_iter()
+        .flatten()
+        .filter_map(|f| read_inbound(&f))
+        .collect();
+    let project: Vec<String> = [
+        root.join(".claude/settings.json"),
+        root.join(".claude/settings.local.json"),
     ]
-    .into_iter()
-    .flatten()
-    .find_map(|f| read_inbound(&f))
+    .iter()
+    .filter_map(|f| read_inbound(f))
+    .filter(|v| v != "accept")
+    .collect();
+    let all: Vec<&String> = trusted.iter().chain(&project).collect();
+    ["refuse", "hold", "accept"]
+        .into_iter()
+        .find(|want| all.iter().any(|v| v.as_str() == *want))
+        .map(str::to_string)
 }
 
 fn read_inbound(file: &Path) -> Option<String> {
@@ -505,7 +521,9 @@ pub fn ring(plan: &mut Plan, root: &Path) {
         match sent {
             Ok(()) => {
                 t.rung_at_ms = Some(clock::now_ms());
-                t.code = if r.bypass && inbound.as_deref() != Some("accept") {
+                t.code = if inbound.as_deref() == Some("hold") {
+                    code::HELD_SETTING
+                } else if r.bypass && inbound.as_deref() != Some("accept") {
                     code::HELD
                 } else if r.busy {
                     code::BUSY
@@ -602,7 +620,12 @@ pub fn describe(code: &str, rung_at_ms: Option<i64>, recipient: &str) -> String 
         code::BUSY => format!("rang {who} at {at}; it is busy and sees it after its current step"),
         code::HELD => format!(
             "held: recipient runs in bypass mode (rang {who} at {at}; it waits for approval in \
-             that terminal, or set \"crossSessionInbound\": \"accept\")"
+             that terminal; \"crossSessionInbound\": \"accept\" in ~/.claude/settings.json \
+             lets rings through)"
+        ),
+        code::HELD_SETTING => format!(
+            "held: its crossSessionInbound setting is \"hold\" (rang {who} at {at}; it waits \
+             for approval in that terminal)"
         ),
         code::COALESCED => {
             format!("rides on the ring of {at}: {who} has not taken its earlier mail yet")
@@ -636,7 +659,10 @@ pub fn explain(r: &mut Receipt) {
         (_, Some(t)) => {
             let via = r.via.as_deref().unwrap_or("?");
             let mut s = format!("in its context at {} via {via}", hms(t));
-            if matches!(rung, code::WOKE | code::BUSY | code::HELD | code::COALESCED) {
+            if matches!(
+                rung,
+                code::WOKE | code::BUSY | code::HELD | code::HELD_SETTING | code::COALESCED
+            ) {
                 s.push_str(&format!(
                     " ({})",
                     describe(rung, r.rung_at_ms, &r.recipient_id)

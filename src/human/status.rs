@@ -163,6 +163,7 @@ fn wake_word(w: &WakeRow, inbound: Option<&str>) -> String {
         .is_some_and(|x| SystemProbe.is_alive(x.pid, x.start_ticks));
     match (bell, inbound) {
         (true, Some("refuse")) => "next turn (crossSessionInbound: refuse)".into(),
+        (true, Some("hold")) => "doorbell (held: crossSessionInbound hold)".into(),
         (true, i) if w.bypass() && i != Some("accept") => "doorbell (held: bypass mode)".into(),
         (true, _) => "doorbell".into(),
         (false, _) if waiter => "wait hook".into(),
@@ -185,11 +186,16 @@ pub fn wake_notes(entries: &[Entry]) -> Vec<String> {
                     "{id}: {n} message(s) wait for its next turn ({})",
                     w.trim_start_matches("next turn (").trim_end_matches(')')
                 ))
-            } else if w.contains("held") {
+            } else if w.contains("held: bypass") {
                 Some(format!(
                     "{id}: {n} message(s) wait; it runs in bypass mode, so its ring waits for \
-                     approval in its terminal (\"crossSessionInbound\": \"accept\" lets rings \
-                     through; see README)"
+                     approval in its terminal (\"crossSessionInbound\": \"accept\" in \
+                     ~/.claude/settings.json lets rings through; see README)"
+                ))
+            } else if w.contains("held") {
+                Some(format!(
+                    "{id}: {n} message(s) wait; its crossSessionInbound setting holds rings for \
+                     approval in its terminal"
                 ))
             } else {
                 None
