@@ -31,6 +31,13 @@ enum Cmd {
         /// StopFailure, PreCompact or SessionEnd.
         event: String,
     },
+    /// Wait in the background until mail is due for this idle session, print it and exit 2
+    /// (an `asyncRewake` hook for sessions without a doorbell; reads the hook JSON on stdin).
+    Wait {
+        /// Exit 0 after this many seconds (keep it under the hook's timeout).
+        #[arg(long, default_value_t = crate::hooks::wait::DEFAULT_MAX_SECS)]
+        max_secs: u64,
+    },
     /// Show the live sessions of this project.
     Status {
         /// Print JSON for scripts (one object per session, with liveness and files).
@@ -205,7 +212,7 @@ pub fn run() -> i32 {
         // SAFETY: set before any other thread exists (the runtime starts later).
         unsafe { std::env::set_var("ORCHESTRATOR_PROJECT_ROOT", dir) };
     }
-    if !matches!(cli.cmd, Cmd::Hook { .. } | Cmd::Serve) {
+    if !matches!(cli.cmd, Cmd::Hook { .. } | Cmd::Serve | Cmd::Wait { .. }) {
         // People pipe these into `head`; die quietly on a closed pipe like other Unix
         // tools. Not for serve/hook: they must clean up or answer whatever happens.
         // SAFETY: setting a signal disposition to the default has no preconditions.
@@ -216,6 +223,7 @@ pub fn run() -> i32 {
     let result = match cli.cmd {
         Cmd::Hook { event } => return crate::hooks::run(&event),
         Cmd::Serve => crate::mcp::run(),
+        Cmd::Wait { max_secs } => return crate::hooks::wait::run(max_secs),
         Cmd::Status { json, all } => crate::human::status::run(json, all),
         Cmd::Watch => crate::human::watch::run(),
         Cmd::Gc { dry_run, json } => crate::human::gc::run(dry_run, json),

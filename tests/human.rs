@@ -84,6 +84,7 @@ fn status_snapshot() {
 SESSION NAME ROLE TASK STATE SEEN PID MSGS FILES
 SA-5a5a5a5a alpha prime refactor parser idle <age> <age> <pidA> 0 -
 SA-b0b0b0b0 beta subordinate - idle <age> <age> <pidB> 1 src/a.rs
+SA-b0b0b0b0: 1 message(s) wait for its next turn (no doorbell)
 ";
     assert_eq!(got, want);
     b.kill();

@@ -3,6 +3,7 @@
 
 use crate::core::address;
 use crate::core::clock;
+use crate::core::doorbell;
 use crate::core::identity::Probe;
 use crate::core::liveness::{self, Policy};
 use crate::core::store::messages::{Inbound, Lease, Sender};
@@ -37,6 +38,28 @@ pub fn clean_body(body: &str) -> Result<String, String> {
 pub struct Sent {
     pub message_id: i64,
     pub recipients: Vec<String>,
+    /// How each recipient gets it; filled in by [`Sent::ring`] (or `doorbell::record`).
+    pub arrivals: Vec<doorbell::Arrival>,
+    /// The rings this send claimed, not yet rung.
+    #[serde(skip)]
+    pub plan: doorbell::Plan,
+}
+
+impl Sent {
+    /// Rings the recipients this send claimed (at most [`doorbell::RING_TIMEOUT`]) and
+    /// records how each will get the message. Never fails: the message is stored.
+    pub fn ring(&mut self, store: &Store, root: &std::path::Path) {
+        doorbell::ring(&mut self.plan, root);
+        self.arrivals = doorbell::record(store, &self.plan);
+    }
+
+    /// One line per recipient: `SA-1a2b3c4d: woke SA-1a2b3c4d at 12:03:04`.
+    pub fn arrival_lines(&self) -> Vec<String> {
+        self.arrivals
+            .iter()
+            .map(|a| format!("SA-{}: {}", id8(&a.recipient_id), a.text))
+            .collect()
+    }
 }
 
 /// Sends `body` from `from` to `to` (or to the body's leading `@addresses` when `to` is
@@ -81,9 +104,23 @@ pub fn send(
     let id = store
         .send_message(from, &to, &body, reply_to, &recipients)
         .map_err(|e| format!("{e:#}"))?;
+    let live_ids: Vec<String> = live.iter().map(|r| r.session_id.clone()).collect();
+    let plan = doorbell::plan(
+        store,
+        Some(id),
+        doorbell::Announce::Message {
+            id,
+            from: from.id.clone(),
+        },
+        &from.id,
+        &recipients,
+        &live_ids,
+    );
     Ok(Sent {
         message_id: id,
         recipients,
+        arrivals: Vec::new(),
+        plan,
     })
 }
 
@@ -143,7 +180,12 @@ pub fn render(m: &Inbound) -> String {
 /// text to inject (empty when nothing is due) and the lease to confirm once it is written.
 pub fn inject(store: &mut Store, recipient: &str, budget: usize) -> Result<(String, Lease)> {
     // A cheap read first: most turns have nothing due and need no write lock.
-    if !store.has_due(recipient, true)? {
+    let (due, rung) = store.due_state(recipient, true)?;
+    if !due {
+        if rung {
+            // A turn with nothing due: whatever ring was sent is spent.
+            store.clear_ring(recipient)?;
+        }
         return Ok((String::new(), Lease::default()));
     }
     let due = store.take_due(recipient, true, budget, |m| render(m).len() + 2)?;

@@ -3,6 +3,7 @@
 pub mod address;
 pub mod claims;
 pub mod clock;
+pub mod doorbell;
 pub mod fswatch;
 pub mod gist;
 pub mod hazards;

@@ -22,6 +22,11 @@ pub struct HookInput {
     pub reason: Option<String>,
     /// SessionStart: the title the client gave the session, if any.
     pub session_title: Option<String>,
+    /// `default`, `acceptEdits`, `plan`, `bypassPermissions`, ... (all events but
+    /// SessionStart/SessionEnd). Only reported, so a value of another type is ignored
+    /// rather than failing the hook (see [`HookInput::permission_mode`]).
+    #[serde(default, rename = "permission_mode")]
+    pub permission_mode_raw: serde_json::Value,
 }
 
 /// Reads at most [`MAX_PAYLOAD`] bytes from `r` and parses them.
@@ -61,6 +66,11 @@ impl HookInput {
             .as_deref()
             .context("hook input has no session_id; is this hook wired to Claude Code?")?;
         SessionId::parse(raw).map_err(|e| anyhow::anyhow!("hook input rejected: {e}"))
+    }
+
+    /// The permission mode the client reports, if it is a string.
+    pub fn permission_mode(&self) -> Option<&str> {
+        self.permission_mode_raw.as_str()
     }
 
     /// The file a Write/Edit/MultiEdit/NotebookEdit is about to touch.

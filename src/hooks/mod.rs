@@ -11,6 +11,7 @@ mod overlap;
 mod prompt;
 mod session;
 mod tool_use;
+pub mod wait;
 
 pub use input::{parse as parse_input, HookInput, MAX_PAYLOAD};
 pub use output::{Answer, Envelope, MAX_CONTEXT_CHARS};
@@ -72,6 +73,24 @@ impl Ctx {
         Ok(())
     }
 
+    /// Records how this session can be woken: its doorbell (the messaging socket from the
+    /// environment or the harness file, validated; none forgets it) and the permission
+    /// mode the client reports. Writes only when something changed.
+    pub fn note_wake(&self) -> Result<()> {
+        let bell = crate::core::doorbell::discover(self.agent);
+        // SessionStart reports no mode: until a hook does, the launch flags tell.
+        let mode = match self.input.permission_mode() {
+            Some(m) => Some(text::inline(m, 40)),
+            None => self
+                .agent
+                .and_then(crate::core::doorbell::launch_mode)
+                .map(std::borrow::Cow::Borrowed),
+        };
+        self.store
+            .note_wake(self.id.as_str(), bell.as_deref(), mode.as_deref())?;
+        Ok(())
+    }
+
     /// Adds this session's due notices and messages to `env`, leased to this answer.
     pub fn deliver_due(&mut self, env: &mut Envelope) -> Result<()> {
         let (text, lease) = crate::core::mailbox::inject(
@@ -116,7 +135,7 @@ thread_local! {
 
 /// Replaces the default panic message (several lines on stderr) with a note of where it
 /// happened, which [`guarded`] puts on its one line.
-fn quiet_panics() {
+pub(crate) fn quiet_panics() {
     std::panic::set_hook(Box::new(|info| {
         let at = info
             .location()

@@ -2,12 +2,13 @@
 
 use super::{overlap, snapshot, Ctx, Envelope};
 use crate::core::text::{self, inline};
-use crate::core::{gist, render};
+use crate::core::{doorbell, gist, render};
 use anyhow::Result;
 
 pub fn submit(ctx: &mut Ctx) -> Result<Envelope> {
     super::ensure_registered(ctx)?;
     ctx.store.set_activity(ctx.id.as_str(), "busy")?;
+    ctx.note_wake()?;
     // What this session is doing, for siblings, from the person's own words (unless the
     // person keeps prompts private, or the prompt is not a task).
     if crate::core::settings::get().share_prompts {
@@ -37,13 +38,11 @@ pub fn submit(ctx: &mut Ctx) -> Result<Envelope> {
         ctx.store.set_roster_hash(ctx.id.as_str(), &fp)?;
     }
 
-    // A doorbell notice is another session's words, not this person's: no overlap hints.
-    let prompt = ctx
-        .input
-        .prompt
-        .as_deref()
-        .filter(|p| !p.trim_start().starts_with("<cross-session-message"))
-        .unwrap_or("");
+    let prompt = ctx.input.prompt.as_deref().unwrap_or("");
+    // A turn a doorbell started: its "prompt" is the ring notice, not the person's words,
+    // so it has no overlap to hint at; the mail it announces is delivered below.
+    let rang = doorbell::is_ring_prompt(prompt);
+    let prompt = if rang { "" } else { prompt };
     let mine = snap.files_of(ctx.id.as_str());
     let mut hints = Vec::new();
     for s in &sibs {
@@ -77,5 +76,11 @@ pub fn submit(ctx: &mut Ctx) -> Result<Envelope> {
         ));
     }
     ctx.deliver_due(&mut env)?;
+    if rang
+        && doorbell::is_our_ring(ctx.input.prompt.as_deref().unwrap_or(""))
+        && env.lease.is_empty()
+    {
+        env.push("[orchestrator] (that notice is about mail already in your context: nothing new)");
+    }
     Ok(env)
 }

@@ -48,6 +48,7 @@ pub fn start(ctx: &mut Ctx) -> Result<Envelope> {
         }
     }
     ctx.store.set_activity(ctx.id.as_str(), "idle")?;
+    ctx.note_wake()?;
     let snap = snapshot(ctx)?;
     let sibs = snap.siblings(&ctx.caller());
     let me = ctx.store.get(ctx.id.as_str())?;
@@ -112,6 +113,7 @@ pub fn start(ctx: &mut Ctx) -> Result<Envelope> {
 pub fn stop(ctx: &mut Ctx) -> Result<Envelope> {
     super::ensure_registered(ctx)?;
     ctx.store.set_activity(ctx.id.as_str(), "idle")?;
+    ctx.note_wake()?;
     Ok(Envelope::default())
 }
 

@@ -18,6 +18,27 @@ pub const WIRING: &[(&str, Option<&str>, u32)] = &[
     ("SessionEnd", None, 2),
 ];
 
+/// Events that also start the background waiter (`orchestrator wait`, an `asyncRewake`
+/// hook): the fallback that wakes an idle session without a doorbell.
+pub const WAITER_EVENTS: &[&str] = &["SessionStart", "Stop"];
+/// The waiter's hook timeout in seconds, and the `--max-secs` it exits 0 at (before the
+/// client would kill it); the next Stop starts a new one.
+pub const WAITER_TIMEOUT: u32 = 86_400;
+pub const WAITER_MAX_SECS: u32 = WAITER_TIMEOUT - 60;
+
+/// The waiter's hook entry.
+pub fn waiter_entry(bin: &str) -> Value {
+    json!({
+        "type": "command",
+        "command": bin,
+        "args": ["wait", "--max-secs", WAITER_MAX_SECS.to_string()],
+        "timeout": WAITER_TIMEOUT,
+        "asyncRewake": true,
+        "rewakeMessage": "[orchestrator] mail arrived for this session while it was idle:",
+        "rewakeSummary": "orchestrator: new message"
+    })
+}
+
 /// One hook entry running `<bin> hook <event>` without a shell.
 pub fn hook_entry(bin: &str, event: &str, timeout: u32) -> Value {
     json!({"type": "command", "command": bin, "args": ["hook", event], "timeout": timeout})
@@ -31,7 +52,11 @@ pub fn hooks_object(bin: &str) -> Value {
         if let Some(m) = matcher {
             group.insert("matcher".into(), json!(m));
         }
-        group.insert("hooks".into(), json!([hook_entry(bin, event, *timeout)]));
+        let mut entries = vec![hook_entry(bin, event, *timeout)];
+        if WAITER_EVENTS.contains(event) {
+            entries.push(waiter_entry(bin));
+        }
+        group.insert("hooks".into(), Value::Array(entries));
         hooks.insert((*event).into(), json!([Value::Object(group)]));
     }
     Value::Object(hooks)
@@ -50,8 +75,10 @@ pub fn is_our_hook(entry: &Value) -> bool {
         .and_then(Value::as_array)
         .and_then(|a| a.first())
         .and_then(Value::as_str);
-    (cmd.ends_with("/orchestrator") || cmd == "orchestrator") && first_arg == Some("hook")
+    (cmd.ends_with("/orchestrator") || cmd == "orchestrator")
+        && matches!(first_arg, Some("hook" | "wait"))
         || cmd.contains("orchestrator hook ")
+        || cmd.contains("orchestrator wait")
 }
 
 /// True when an `mcpServers` entry runs `orchestrator serve` (any path to it).

@@ -5,14 +5,16 @@ use crate::core::identity::{process, SystemProbe};
 use crate::core::store::messages::Sender;
 use crate::core::store::Store;
 use crate::core::text::id8;
-use crate::core::{address, clock, liveness, mailbox, roles};
+use crate::core::{address, clock, doorbell, liveness, mailbox, roles};
 use anyhow::{bail, Result};
 
 pub fn run(to: &str, body: &str, queue: bool) -> Result<i32> {
-    let (_paths, mut store) = super::open()?;
+    let (paths, mut store) = super::open()?;
     let from = sender(&store)?;
     match mailbox::send(&mut store, &from, to, body, None, queue, &SystemProbe) {
-        Ok(sent) => {
+        Ok(mut sent) => {
+            // The message is stored: ringing can only add, never fail the send.
+            sent.ring(&store, &paths.root);
             println!(
                 "message #{} queued for {}",
                 sent.message_id,
@@ -22,6 +24,9 @@ pub fn run(to: &str, body: &str, queue: bool) -> Result<i32> {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+            for line in sent.arrival_lines() {
+                println!("  {line}");
+            }
             Ok(0)
         }
         Err(e) => bail!("{e}"),
@@ -55,7 +60,7 @@ fn sender(store: &Store) -> Result<Sender> {
 }
 
 pub fn takeover(to: &str) -> Result<i32> {
-    let (_paths, store) = super::open()?;
+    let (paths, store) = super::open()?;
     let targets = address::parse(to).map_err(anyhow::Error::msg)?;
     let live = liveness::live(
         store.all_sessions()?,
@@ -88,6 +93,17 @@ pub fn takeover(to: &str) -> Result<i32> {
     match roles::claim_prime(&store, id, true, &SystemProbe)? {
         Ok(prev) => {
             store.add_notice(id, "the person made you the prime session (@PA).")?;
+            // A notice that needs action: wake it (best effort; the notice is stored).
+            let live_ids: Vec<String> = live.iter().map(|r| r.session_id.clone()).collect();
+            doorbell::ring_now(
+                &store,
+                &paths.root,
+                None,
+                doorbell::Announce::Notice("the person made you the prime session (@PA)"),
+                "human",
+                std::slice::from_ref(id),
+                &live_ids,
+            );
             match prev {
                 Some(p) => println!("SA-{} is prime now (was SA-{})", id8(id), id8(&p)),
                 None => println!("SA-{} is prime now", id8(id)),

@@ -1,9 +1,11 @@
 //! `orchestrator status`: the fleet for a person — a table (colored on a terminal) or
 //! `--json`; `--all` adds sessions that are gone and how they ended.
 
+use crate::core::identity::Probe;
 use crate::core::identity::SystemProbe;
 use crate::core::liveness::{self, Policy};
 use crate::core::store::sessions::EndedSession;
+use crate::core::store::wake::WakeRow;
 use crate::core::store::{SessionRow, Store};
 use crate::core::text::{self, inline};
 use crate::core::{clock, ledger, render, roster};
@@ -37,6 +39,16 @@ pub struct Entry {
     /// Files this session changed that are still uncommitted (git projects).
     pub uncommitted_files: Vec<String>,
     pub unacked_messages: i64,
+    /// How a message wakes it (live rows): `doorbell`, `doorbell (held: bypass mode)`,
+    /// `wait hook`, or `next turn (no doorbell)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wake: Option<String>,
+    /// Since when a ring for it is pending (it has not taken that mail yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ring_pending_since: Option<String>,
+    /// Messages to it not yet in its context.
+    #[serde(skip)]
+    pub queued: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<String>,
     #[serde(skip)]
@@ -59,6 +71,9 @@ pub fn collect_in(store: &Store, all: bool, root: Option<&std::path::Path>) -> R
         let ids: Vec<&str> = rows.iter().map(|r| r.session_id.as_str()).collect();
         store.recent_files(&ids, now - roster::files_window_ms(), 8)?
     };
+    let inbound = root.and_then(crate::core::doorbell::inbound_setting);
+    let queued: std::collections::HashMap<String, i64> =
+        store.queued_by_recipient()?.into_iter().collect();
     let mut out = Vec::new();
     for r in store.all_sessions()? {
         let v = liveness::verdict(&r, now, &SystemProbe, policy);
@@ -82,7 +97,15 @@ pub fn collect_in(store: &Store, all: bool, root: Option<&std::path::Path>) -> R
         let (doing_kind, doing) = render::doing(&r)
             .map(|(k, t)| (Some(k), Some(t.to_string())))
             .unwrap_or((None, None));
+        let wake = if v.is_live() {
+            store.wake_of(&r.session_id)?
+        } else {
+            None
+        };
         out.push(Entry {
+            ring_pending_since: wake.as_ref().and_then(|w| w.rung_at_ms).map(clock::iso),
+            wake: wake.as_ref().map(|w| wake_word(w, inbound.as_deref())),
+            queued: queued.get(&r.session_id).copied().unwrap_or(0),
             uncommitted_files: uncommitted,
             files: files.get(&r.session_id).cloned().unwrap_or_default(),
             unacked_messages: store.unacked_count(&r.session_id)?,
@@ -132,9 +155,64 @@ fn ended(store: &Store, e: EndedSession) -> Result<Entry> {
         state: format!("ended: {}", e.how),
         files: Vec::new(),
         uncommitted_files: Vec::new(),
+        wake: None,
+        ring_pending_since: None,
+        queued: 0,
         seen_ms: clock::parse_iso(&e.ended_at).map(|t| clock::now_ms() - t),
         ended_at: Some(e.ended_at),
     })
+}
+
+/// How a message wakes a live session, in a word or three.
+fn wake_word(w: &WakeRow, inbound: Option<&str>) -> String {
+    let bell = w.local_agent.is_some()
+        && w.doorbell
+            .as_deref()
+            .is_some_and(|d| crate::core::doorbell::validate(d).is_ok());
+    let waiter = w
+        .waiter
+        .is_some_and(|x| SystemProbe.is_alive(x.pid, x.start_ticks));
+    match (bell, inbound) {
+        (true, Some("refuse")) => "next turn (crossSessionInbound: refuse)".into(),
+        (true, Some("hold")) => "doorbell (held: crossSessionInbound hold)".into(),
+        (true, i) if w.bypass() && i != Some("accept") => "doorbell (held: bypass mode)".into(),
+        (true, _) => "doorbell".into(),
+        (false, _) if waiter => "wait hook".into(),
+        (false, _) => "next turn (no doorbell)".into(),
+    }
+}
+
+/// A line under the table for each live session with mail waiting that no ring can
+/// bring now.
+pub fn wake_notes(entries: &[Entry]) -> Vec<String> {
+    entries
+        .iter()
+        .filter(|e| e.live && e.queued > 0)
+        .filter_map(|e| {
+            let w = e.wake.as_deref()?;
+            let id = format!("SA-{}", text::id8(&e.id8));
+            let n = e.queued;
+            if w.starts_with("next turn") {
+                Some(format!(
+                    "{id}: {n} message(s) wait for its next turn ({})",
+                    w.trim_start_matches("next turn (").trim_end_matches(')')
+                ))
+            } else if w.contains("held: bypass") {
+                Some(format!(
+                    "{id}: {n} message(s) wait; it runs in bypass mode, so its ring waits for \
+                     approval in its terminal (\"crossSessionInbound\": \"accept\" in \
+                     ~/.claude/settings.json lets rings through; see README)"
+                ))
+            } else if w.contains("held") {
+                Some(format!(
+                    "{id}: {n} message(s) wait; its crossSessionInbound setting holds rings for \
+                     approval in its terminal"
+                ))
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// Recent files, uncommitted ones marked `*`, then uncommitted older ones.
@@ -262,6 +340,9 @@ pub fn run(json: bool, all: bool) -> Result<i32> {
         print!("{}", render_table(&entries, color));
         if entries.iter().any(|e| !e.uncommitted_files.is_empty()) {
             println!("(* = changed by that session and still uncommitted)");
+        }
+        for note in wake_notes(&entries) {
+            println!("{note}");
         }
     }
     Ok(0)

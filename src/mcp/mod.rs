@@ -76,6 +76,7 @@ async fn serve() -> Result<i32> {
         Ok(None) => log::info("no session id yet (no env, harness file or anchor); retrying until a hook or tool call names it"),
         Err(e) => log::warn(&format!("cannot bind yet: {e:#}; retrying")),
     }
+    note_doorbell(&state);
     tokio::spawn(heartbeat(state.clone()));
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -118,8 +119,20 @@ async fn heartbeat(state: Arc<ServerState>) {
         if let Err(e) = state.follow_row() {
             log::warn(&format!("heartbeat failed: {e:#}; will retry"));
         }
+        note_doorbell(&state);
         if state.binding().is_none() {
             backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+    }
+}
+
+/// Records the session's doorbell from this server's environment (or its agent's harness
+/// file). Only adds: forgetting one is for the hooks, which see the session's own env.
+fn note_doorbell(state: &ServerState) {
+    let Some(b) = state.binding() else { return };
+    if let Some(bell) = crate::core::doorbell::discover(state.agent) {
+        if let Err(e) = state.store().note_wake(b.id.as_str(), Some(&bell), None) {
+            log::warn(&format!("cannot record the doorbell: {e:#}; will retry"));
         }
     }
 }

@@ -12,9 +12,13 @@ use rmcp::{Peer, RoleServer};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Whether this client should get pushes: `ORCHESTRATOR_CHANNEL=on|off|auto` (default auto:
-/// only when the client declared the experimental `claude/channel` capability, since a
-/// client that ignores the notification would lose the message).
+/// Whether this client should get pushes: `ORCHESTRATOR_CHANNEL=on|off|auto`. A push marks
+/// the mail delivered, so `auto` (the default) pushes only where the client itself says it
+/// takes channel messages — it declared the experimental `claude/channel` capability in
+/// its `initialize` — and, per delivery, only while the session has no doorbell (see
+/// [`deliver`]). Claude Code declares no such capability (checked on 2.1.197), and
+/// 2.1.331 with an API key skips channel notifications anyway: with it `auto` never
+/// pushes, and the doorbell plus the hook deliver instead.
 pub fn enabled(peer: &Peer<RoleServer>) -> bool {
     match crate::core::settings::get().channel {
         Channel::On => true,
@@ -90,6 +94,17 @@ async fn deliver(state: &ServerState, peer: &Peer<RoleServer>) -> bool {
     let me = b.id.to_string();
     let (taken, mut lease) = {
         let mut store = state.store();
+        // `auto` leaves a session with a doorbell to the ring and its hook: that path is
+        // known to reach the context; a push might be skipped and the mail lost.
+        if crate::core::settings::get().channel == Channel::Auto
+            && store
+                .wake_of(&me)
+                .ok()
+                .flatten()
+                .is_some_and(|w| w.doorbell.is_some())
+        {
+            return true;
+        }
         match store.has_due(&me, false) {
             Ok(false) | Err(_) => return true,
             Ok(true) => {}

@@ -301,42 +301,55 @@ impl Tools {
         Parameters(a): Parameters<SendArgs>,
     ) -> Result<CallToolResult, McpError> {
         let me = or_fail!(self.bound(a.session_id.as_deref()));
-        let mut store = self.state.store();
-        let row = match store.get(&me) {
-            Ok(row) => row,
-            Err(e) => {
-                return fail(format!(
-                    "cannot read the registry: {e:#}; run `orchestrator doctor`"
-                ))
-            }
+        let sent = {
+            let mut store = self.state.store();
+            let row = match store.get(&me) {
+                Ok(row) => row,
+                Err(e) => {
+                    return fail(format!(
+                        "cannot read the registry: {e:#}; run `orchestrator doctor`"
+                    ))
+                }
+            };
+            let from = Sender {
+                id: me.clone(),
+                name: row.as_ref().and_then(|r| r.name.clone()),
+                role: row.as_ref().map(|r| r.role.clone()),
+                task: row.as_ref().and_then(|r| r.current_task.clone()),
+            };
+            mailbox::send(
+                &mut store,
+                &from,
+                &a.to,
+                &a.body,
+                a.reply_to,
+                a.queue.unwrap_or(false),
+                &SystemProbe,
+            )
         };
-        let from = Sender {
-            id: me.clone(),
-            name: row.as_ref().and_then(|r| r.name.clone()),
-            role: row.as_ref().map(|r| r.role.clone()),
-            task: row.as_ref().and_then(|r| r.current_task.clone()),
-        };
-        match mailbox::send(
-            &mut store,
-            &from,
-            &a.to,
-            &a.body,
-            a.reply_to,
-            a.queue.unwrap_or(false),
-            &SystemProbe,
-        ) {
-            Ok(sent) => ok(format!(
-                "message #{} sent to {}; ask message_status({}) for receipts",
-                sent.message_id,
-                sent.recipients
-                    .iter()
-                    .map(|r| format!("SA-{}", id8(r)))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                sent.message_id
-            )),
-            Err(e) => fail(e),
-        }
+        let mut sent = or_fail!(sent);
+        // Ring without holding the store (at most doorbell::RING_TIMEOUT, off the runtime
+        // thread); the message is stored, so nothing here can fail the send.
+        let root = self.state.paths.root.clone();
+        let mut plan = sent.plan.clone();
+        sent.plan = tokio::task::spawn_blocking(move || {
+            crate::core::doorbell::ring(&mut plan, &root);
+            plan
+        })
+        .await
+        .unwrap_or(sent.plan);
+        sent.arrivals = crate::core::doorbell::record(&self.state.store(), &sent.plan);
+        ok(format!(
+            "message #{} sent to {}; ask message_status({}) for receipts\n{}",
+            sent.message_id,
+            sent.recipients
+                .iter()
+                .map(|r| format!("SA-{}", id8(r)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            sent.message_id,
+            sent.arrival_lines().join("\n")
+        ))
     }
 
     #[tool(description = "Read messages addressed to you (unread ones by default), newest first.")]
@@ -398,7 +411,10 @@ impl Tools {
             Err(e) => return fail(format!("cannot read receipts: {e:#}; retry")),
         }
         match store.receipts(a.message_id) {
-            Ok(r) => ok(serde_json::to_string_pretty(&r).unwrap_or_default()),
+            Ok(mut r) => {
+                r.iter_mut().for_each(crate::core::doorbell::explain);
+                ok(serde_json::to_string_pretty(&r).unwrap_or_default())
+            }
             Err(e) => fail(format!("cannot read receipts: {e:#}; retry")),
         }
     }

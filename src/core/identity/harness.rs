@@ -21,8 +21,23 @@ pub fn sessions_dir() -> Option<PathBuf> {
         .map(|h| PathBuf::from(h).join(".claude").join("sessions"))
 }
 
+/// What the harness's file says about a live claude process.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HarnessFile {
+    pub session_id: Option<SessionId>,
+    /// `messagingSocketPath`: the session's doorbell (not yet validated).
+    pub messaging_socket: Option<String>,
+    /// `status`: `idle` or `busy` (anything else is dropped).
+    pub status: Option<String>,
+}
+
 /// The session id the harness recorded for `pid`, if the file is present, sane and fresh.
 pub fn read_session_file(dir: &std::path::Path, pid: i32, proc: &ProcInfo) -> Option<SessionId> {
+    read_harness_file(dir, pid, proc)?.session_id
+}
+
+/// The harness's file for `pid`, if present, sane and fresh.
+pub fn read_harness_file(dir: &std::path::Path, pid: i32, proc: &ProcInfo) -> Option<HarnessFile> {
     let path = dir.join(format!("{pid}.json"));
     // A FIFO or device here must not hang serve, claim or doctor: never block, never
     // follow a link, read at most the cap.
@@ -43,7 +58,16 @@ pub fn read_session_file(dir: &std::path::Path, pid: i32, proc: &ProcInfo) -> Op
             return None;
         }
     }
-    SessionId::parse(v.get("sessionId")?.as_str()?).ok()
+    let text = |k: &str| v.get(k).and_then(|x| x.as_str());
+    Some(HarnessFile {
+        session_id: text("sessionId").and_then(|s| SessionId::parse(s).ok()),
+        messaging_socket: text("messagingSocketPath")
+            .filter(|p| !p.is_empty() && p.len() <= 4096)
+            .map(str::to_string),
+        status: text("status")
+            .filter(|s| matches!(*s, "idle" | "busy"))
+            .map(str::to_string),
+    })
 }
 
 #[cfg(test)]
@@ -75,6 +99,16 @@ mod tests {
         assert_eq!(read_session_file(tmp.path(), 10, &later), None);
         fs::write(tmp.path().join("11.json"), r#"{"sessionId":"../x"}"#)?;
         assert_eq!(read_session_file(tmp.path(), 11, &fresh), None);
+        fs::write(
+            tmp.path().join("15.json"),
+            r#"{"pid":15,"sessionId":"abc-1","messagingSocketPath":"/tmp/cc-socks/15.sock","status":"idle"}"#,
+        )?;
+        let f = read_harness_file(tmp.path(), 15, &fresh);
+        assert_eq!(
+            f.as_ref().and_then(|f| f.messaging_socket.as_deref()),
+            Some("/tmp/cc-socks/15.sock")
+        );
+        assert_eq!(f.and_then(|f| f.status).as_deref(), Some("idle"));
         fs::write(tmp.path().join("12.json"), "not json")?;
         assert_eq!(read_session_file(tmp.path(), 12, &fresh), None);
         assert_eq!(read_session_file(tmp.path(), 13, &fresh), None);

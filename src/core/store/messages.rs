@@ -105,8 +105,23 @@ pub struct Receipt {
     pub state: String,
     pub via: Option<String>,
     pub queued_at: String,
+    /// How the recipient was (to be) woken: an outcome code of `core::doorbell`.
+    pub ring: Option<String>,
+    /// When the ring this delivery rides on was sent.
+    pub rung_at: Option<String>,
     pub in_context_at: Option<String>,
     pub acked_at: Option<String>,
+    /// Milliseconds from sent to rung, and from sent to in context.
+    pub ms_to_ring: Option<i64>,
+    pub ms_to_context: Option<i64>,
+    /// How it arrived or will arrive, in words (filled in by `core::doorbell`).
+    pub arrival: String,
+    #[serde(skip)]
+    pub queued_at_ms: i64,
+    #[serde(skip)]
+    pub rung_at_ms: Option<i64>,
+    #[serde(skip)]
+    pub in_context_at_ms: Option<i64>,
 }
 
 /// A pending system notice.
@@ -184,13 +199,23 @@ impl Store {
 
     /// True when `recipient` may have something due (a cheap read before a write).
     pub fn has_due(&self, recipient: &str, notices: bool) -> Result<bool> {
+        Ok(self.due_state(recipient, notices)?.0)
+    }
+
+    /// Whether `recipient` may have something due, and whether a ring is pending for it:
+    /// one read.
+    pub fn due_state(&self, recipient: &str, notices: bool) -> Result<(bool, bool)> {
         let pending_notice = "EXISTS (SELECT 1 FROM notices WHERE session_id=?1
              AND (delivered_at_ms IS NULL OR delivered_at_ms < 0))";
         let sql = format!(
-            "SELECT EXISTS (SELECT 1 FROM deliveries WHERE recipient_id=?1 AND state='queued') OR {}",
+            "SELECT EXISTS (SELECT 1 FROM deliveries WHERE recipient_id=?1 AND state='queued') OR {},
+               EXISTS (SELECT 1 FROM sessions WHERE session_id=?1 AND rung_ms IS NOT NULL)",
             if notices { pending_notice } else { "0" }
         );
-        Ok(self.conn.query_row(&sql, [recipient], |r| r.get(0))?)
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row([recipient], |r| Ok((r.get(0)?, r.get(1)?)))?)
     }
 
     /// Leases what is due for `recipient`: its notices (if `notices`), and its messages,
@@ -256,6 +281,14 @@ impl Store {
                 tx.prepare_cached("UPDATE notices SET delivered_at_ms=?2 WHERE id=?1")?;
             for n in &notices {
                 stmt.execute(params![n.id, -now])?;
+            }
+            // The recipient took delivery: a ring pending for it is spent, and the next
+            // message rings again (see `wake.rs`).
+            if !taken.is_empty() || !notices.is_empty() {
+                tx.prepare_cached(
+                    "UPDATE sessions SET rung_ms=NULL WHERE session_id=?1 AND rung_ms IS NOT NULL",
+                )?
+                .execute([recipient])?;
             }
         }
         tx.commit()?;
@@ -374,19 +407,31 @@ impl Store {
     pub fn receipts(&self, id: i64) -> Result<Vec<Receipt>> {
         let mut stmt = self.conn.prepare(
             "SELECT recipient_id, state, via, queued_at_ms,
-               CASE WHEN state='queued' THEN NULL ELSE in_context_at_ms END, acked_at_ms
+               CASE WHEN state='queued' THEN NULL ELSE in_context_at_ms END, acked_at_ms,
+               ring, rung_ms
              FROM deliveries WHERE message_id=?1 ORDER BY recipient_id",
         )?;
         let rows = stmt
             .query_map([id], |r| {
                 let t = |v: Option<i64>| v.map(clock::iso);
+                let queued: i64 = r.get(3)?;
+                let in_context: Option<i64> = r.get(4)?;
+                let rung: Option<i64> = r.get(7)?;
                 Ok(Receipt {
                     recipient_id: r.get(0)?,
                     state: r.get(1)?,
                     via: r.get(2)?,
-                    queued_at: clock::iso(r.get(3)?),
-                    in_context_at: t(r.get(4)?),
+                    queued_at: clock::iso(queued),
+                    ring: r.get(6)?,
+                    rung_at: t(rung),
+                    in_context_at: t(in_context),
                     acked_at: t(r.get(5)?),
+                    ms_to_ring: rung.map(|x| x - queued),
+                    ms_to_context: in_context.map(|x| x - queued),
+                    arrival: String::new(),
+                    queued_at_ms: queued,
+                    rung_at_ms: rung,
+                    in_context_at_ms: in_context,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;

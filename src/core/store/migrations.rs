@@ -6,6 +6,10 @@
 use anyhow::{bail, Result};
 use rusqlite::{Connection, TransactionBehavior};
 
+/// Page size of new databases: sqlite_master must fit page 1 for `repair` to read a
+/// truncated file, and the schema outgrew 4 KiB.
+pub const PAGE_SIZE: u32 = 8192;
+
 const STEPS: &[&str] = &[
     // 1: the registry.
     "CREATE TABLE IF NOT EXISTS sessions (
@@ -116,10 +120,23 @@ const STEPS: &[&str] = &[
      ALTER TABLE sessions ADD COLUMN branch TEXT;
      ALTER TABLE touches ADD COLUMN worktree TEXT;
      ALTER TABLE claims ADD COLUMN worktree TEXT;",
-    // 8: what a session does without a set task: its latest prompt's gist, its title.
-    "ALTER TABLE sessions ADD COLUMN prompt_gist TEXT;
-     ALTER TABLE sessions ADD COLUMN prompt_gist_at_ms INTEGER;
-     ALTER TABLE sessions ADD COLUMN title TEXT;",
+    // 8: what a session does without a set task: its latest prompt's gist (and when), its
+    // title. Short and untyped to keep sqlite_master small (see step 9).
+    "ALTER TABLE sessions ADD COLUMN gist;
+     ALTER TABLE sessions ADD COLUMN gist_ms;
+     ALTER TABLE sessions ADD COLUMN title;",
+    // 9: waking a session: its doorbell (Claude Code's messaging socket), the permission
+    // mode its hooks report, the ring still pending for it (epoch ms; coalescing), its
+    // asyncRewake waiter ("pid:start_ticks"); per delivery, how it was rung (an outcome
+    // code of core::doorbell) and when (epoch ms). Short and untyped on purpose: every
+    // ALTER lengthens the CREATE text in sqlite_master, which must stay on page 1 for
+    // `repair` to read a truncated file (see tests/state.rs truncated_database).
+    "ALTER TABLE sessions ADD COLUMN doorbell;
+     ALTER TABLE sessions ADD COLUMN perm_mode;
+     ALTER TABLE sessions ADD COLUMN rung_ms;
+     ALTER TABLE sessions ADD COLUMN waiter;
+     ALTER TABLE deliveries ADD COLUMN ring;
+     ALTER TABLE deliveries ADD COLUMN rung_ms;",
 ];
 
 /// Brings the schema to the latest version in one immediate transaction per step.
@@ -243,6 +260,28 @@ fn apply_first(tx: &rusqlite::Transaction<'_>, step: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_schema_fits_page_one() -> Result<()> {
+        // `repair` reads a truncated file only while sqlite_master is on page 1: once its
+        // text outgrows the page, it moves to a page at the end of the file, the first to
+        // go. Every table and index has one root page; any page more is the schema's.
+        let mut conn = Connection::open_in_memory()?;
+        conn.execute_batch(&format!("PRAGMA page_size={PAGE_SIZE}"))?;
+        migrate(&mut conn)?;
+        let objects: i64 = conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE rootpage > 0",
+            [],
+            |r| r.get(0),
+        )?;
+        let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        assert_eq!(
+            pages,
+            objects + 1,
+            "sqlite_master no longer fits page 1: shorten new column definitions"
+        );
+        Ok(())
+    }
 
     #[test]
     fn a_dropped_table_or_index_is_missing() -> Result<()> {

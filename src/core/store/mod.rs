@@ -10,6 +10,7 @@ pub mod repair;
 pub mod retention;
 pub mod sessions;
 pub mod touches;
+pub mod wake;
 
 use crate::core::paths::ProjectPaths;
 use crate::core::private_fs;
@@ -62,6 +63,9 @@ impl Store {
 
     fn from_connection(conn: Connection) -> Result<Self> {
         conn.busy_handler(Some(busy_wait))?;
+        // Only a new, empty database takes it: room for the schema on page 1, which is
+        // what lets `repair` read a truncated file (see `migrations::PAGE_SIZE`).
+        conn.execute_batch(&format!("PRAGMA page_size={}", migrations::PAGE_SIZE))?;
         // WAL persists in the file, so only the creator switches it. Switching (and the
         // first migration) can meet SQLITE_BUSY without the busy handler being invoked
         // when many processes create the database at once: retry those by hand.

@@ -66,8 +66,7 @@ impl SessionRow {
 
 const COLS: &str = "session_id, id8, role, name, started_at, last_heartbeat_at, current_task, kind,
     agent_pid, agent_started_at, server_pid, server_token, host, boot_id, evidence, activity,
-    activity_since, last_tool, roster_hash, worktree, branch, prompt_gist, prompt_gist_at_ms,
-    title";
+    activity_since, last_tool, roster_hash, worktree, branch, gist, gist_ms, title";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
     Ok(SessionRow {
@@ -289,7 +288,7 @@ impl Store {
     /// Records the gist of the session's latest prompt (what it does without a set task).
     pub fn set_gist(&self, id: &str, gist: &str, at_ms: i64) -> Result<bool> {
         Ok(self.conn.execute(
-            "UPDATE sessions SET prompt_gist=?2, prompt_gist_at_ms=?3 WHERE session_id=?1",
+            "UPDATE sessions SET gist=?2, gist_ms=?3 WHERE session_id=?1",
             params![id, gist, at_ms],
         )? > 0)
     }
