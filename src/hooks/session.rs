@@ -10,7 +10,7 @@ use anyhow::Result;
 /// Writes the anchors and registers this id as the row of this agent process (moving any
 /// row the process held under another id, with what it was owed).
 pub fn register(ctx: &mut Ctx) -> Result<Registered> {
-    ctx.paths.ensure_state_dir()?;
+    // The state dir exists: opening the store made sure of it.
     let prof = EnvProfile::from_env();
     let mut reg = Registration::new(&ctx.id, Evidence::Explicit);
     reg.agent = ctx.agent;
@@ -30,7 +30,7 @@ pub fn register(ctx: &mut Ctx) -> Result<Registered> {
     if let Some(a) = ctx.agent {
         anchor::write_anchor(&ctx.paths, &ctx.id, &a)?;
     }
-    anchor::write_legacy(&ctx.paths, &ctx.id)?;
+    anchor::write_legacy(&ctx.paths, &ctx.id, ctx.agent.as_ref())?;
     Ok(out)
 }
 

@@ -98,9 +98,30 @@ pub fn write_anchor(paths: &ProjectPaths, id: &SessionId, agent: &AgentProcess) 
     write_atomic(&paths.anchor_path(agent.pid), body.as_bytes())
 }
 
-/// Writes the legacy single `active-session` file (bare id) atomically.
-pub fn write_legacy(paths: &ProjectPaths, id: &SessionId) -> Result<()> {
-    write_atomic(&paths.legacy_anchor_path(), format!("{id}\n").as_bytes())
+/// Writes the legacy single `active-session` file (bare id) atomically — unless it
+/// already says exactly that and is younger than `agent` (its age is what readers judge
+/// it by): replacing a file by rename makes the filesystem flush it, and this runs at
+/// every session start.
+pub fn write_legacy(
+    paths: &ProjectPaths,
+    id: &SessionId,
+    agent: Option<&AgentProcess>,
+) -> Result<()> {
+    let path = paths.legacy_anchor_path();
+    let body = format!("{id}\n");
+    let started = agent.map_or(0, |a| super::process::start_unix_ms(a.start_ticks));
+    let current = private_fs::read_capped(&path, MAX_ANCHOR_BYTES).is_ok_and(|(b, meta)| {
+        b == body.as_bytes()
+            && meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .is_some_and(|t| !older_than(t.as_millis() as i64, started))
+    });
+    if current {
+        return Ok(());
+    }
+    write_atomic(&path, body.as_bytes())
 }
 
 fn write_atomic(path: &Path, body: &[u8]) -> Result<()> {
