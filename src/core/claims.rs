@@ -32,12 +32,15 @@ pub const MAX_TTL_MS: i64 = 365 * 86_400_000;
 /// `**` across any number of them (`**/` also none), `[ab]`, `{a,b}`, `\` escapes.
 ///
 /// Globs are globset's (matching is linear, so no pattern can stall a hook) and are
-/// compiled on first use, only for paths sharing the pattern's literal head: checking a
-/// path against a thousand claims on other directories compiles none.
+/// compiled on first use, only for paths that pass a literal pre-test (compiling costs
+/// tens of microseconds): checking a path against a thousand claims elsewhere compiles
+/// none.
 pub struct Pattern {
     text: String,
     /// Bytes before the first wildcard: every path the glob matches starts with them.
     head: usize,
+    /// Literal runs every path the glob matches contains (see [`required_runs`]).
+    runs: Vec<String>,
     glob: OnceCell<Option<GlobSet>>,
 }
 
@@ -69,9 +72,11 @@ impl Pattern {
     pub fn stored(text: &str) -> Self {
         let text = text.trim_end_matches('/').to_string();
         let head = text.find(GLOB_CHARS).unwrap_or(text.len());
+        let runs = required_runs(&text);
         Self {
             text,
             head,
+            runs,
             glob: OnceCell::new(),
         }
     }
@@ -90,7 +95,10 @@ impl Pattern {
         if path == t || (path.starts_with(t) && path.as_bytes().get(t.len()) == Some(&b'/')) {
             return true;
         }
-        if !self.is_glob() || !path.starts_with(&t[..self.head]) {
+        if !self.is_glob()
+            || !path.starts_with(&t[..self.head])
+            || !self.runs.iter().all(|r| path.contains(r.as_str()))
+        {
             return false;
         }
         self.glob
@@ -108,6 +116,21 @@ impl Pattern {
     pub fn overlaps(&self, other: &Pattern) -> bool {
         self.covers(&other.text) || other.covers(&self.text)
     }
+}
+
+/// The literal runs between the `*` and `?` of a glob, which every match contains,
+/// trimmed of the slashes a `**` may absorb (`**/a` matches `a`). Patterns with classes,
+/// alternates or escapes give none (their literals may be optional), keeping only the
+/// head test.
+fn required_runs(text: &str) -> Vec<String> {
+    if text.contains(['[', '{', '\\']) {
+        return Vec::new();
+    }
+    text.split(['*', '?'])
+        .map(|r| r.trim_matches('/'))
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// One glob as a set: unlike a lone matcher, a set reports a regex that grows too large
@@ -435,6 +458,11 @@ mod tests {
             ("**/mod.rs", "a/b/mod.rs"),
             ("src/?.rs", "src/a.rs"),
             ("**/mod.rs", "mod.rs"),
+            ("**/area7/*.rs", "x/area7/a.rs"),
+            ("**/area7/*.rs", "area7/a.rs"),
+            ("src/**/b/*.rs", "src/b/a.rs"),
+            ("*src/lib*", "xsrc/libx"),
+            ("a?c*d", "abcxd"),
             ("src/**", "src/a/b.rs"),
             ("src/[ab].rs", "src/b.rs"),
             ("src/{lexer,parser}/*.rs", "src/parser/x.rs"),
@@ -456,12 +484,69 @@ mod tests {
             ("src/{lexer,parser}/*.rs", "src/main.rs"),
             ("src/\\*.rs", "src/a.rs"),
             ("src/[x.rs", "src/x.rs"),
+            ("**/area7/*.rs", "x/area8/a.rs"),
+            ("*src/lib*", "xsrc/x/libx"),
         ];
         for (p, s) in yes {
             assert!(matches(p, s), "{p} should match {s}");
         }
         for (p, s) in no {
             assert!(!matches(p, s), "{p} should not match {s}");
+        }
+    }
+
+    /// The literal pre-tests (head, required runs) never hide a match the glob makes.
+    #[test]
+    fn pre_tests_agree_with_the_glob() {
+        let pats = [
+            "**/area7/*.rs",
+            "src/**/b/*.rs",
+            "*src/lib*",
+            "a?c*d",
+            "**",
+            "**/*.rs",
+            "src/**",
+            "a/**/b",
+            "**/a/**",
+            "?/*/?",
+            "src/*_test.go",
+            "x*y*z",
+            "*/",
+            "**/mod.rs",
+        ];
+        let paths = [
+            "area7/a.rs",
+            "x/area7/a.rs",
+            "src/b/a.rs",
+            "src/x/b/c.rs",
+            "xsrc/libx",
+            "abcd",
+            "abcxd",
+            "a/b",
+            "a/x/y/b",
+            "a/c",
+            "a",
+            "b/a/c",
+            "x/y/z",
+            "xyz",
+            "src/a_test.go",
+            "mod.rs",
+            "src",
+            "src/a",
+            "",
+        ];
+        for p in pats {
+            let glob = compile(Pattern::stored(p).as_str()).expect("valid");
+            for path in paths {
+                let pat = Pattern::stored(p);
+                let literal =
+                    path == pat.as_str() || path.starts_with(&format!("{}/", pat.as_str()));
+                assert_eq!(
+                    pat.covers(path),
+                    literal || glob.is_match(path),
+                    "{p} on {path}"
+                );
+            }
         }
     }
 
