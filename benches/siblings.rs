@@ -111,7 +111,8 @@ fn claim_check(c: &mut Criterion) {
             })
         });
     }
-    let long = format!("src/{}.rs", "a".repeat(4000));
+    // The `Q` gets the path past the literal pre-tests: the glob itself runs.
+    let long = format!("src/{}Q.rs", "a".repeat(4000));
     c.bench_function("claims/backtracking glob, 4000-byte path", |b| {
         b.iter(|| black_box(claims::matches("**?**?**?**?**?**?**?**?**?**?**Q", &long)))
     });
