@@ -1,13 +1,16 @@
-//! `siblings()` and the sibling-block render with 50 live sessions, the every-turn path.
+//! `siblings()` and the sibling-block render with 50 live sessions, the every-turn path;
+//! and an edit's claim check against 1000 claims.
 //!
 //! Rows are owned by this (live) process's pid, so liveness reads /proc for real.
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use orchestrator::core::claims::{self, ClaimSet};
 use orchestrator::core::clock;
 use orchestrator::core::identity::process::{host_id, stat};
 use orchestrator::core::identity::SystemProbe;
 use orchestrator::core::liveness::{self, Caller, Policy};
 use orchestrator::core::render::{self, SiblingView};
+use orchestrator::core::store::claims::Claim;
 use orchestrator::core::store::SessionRow;
 use std::hint::black_box;
 
@@ -82,5 +85,51 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+/// 1000 claims of siblings: directories elsewhere, or globs anywhere below (`**/…`),
+/// which only a literal pre-test keeps from being compiled for every edit.
+fn claim_check(c: &mut Criterion) {
+    let all = rows(51);
+    let caller = Caller::new(Some(all[1].session_id.as_str()), None);
+    let live = liveness::live(
+        all.clone(),
+        clock::now_ms(),
+        &SystemProbe,
+        Policy::default(),
+    );
+    let held = |pattern: &dyn Fn(usize) -> String| -> Vec<Claim> {
+        (0..1000)
+            .map(|i| Claim {
+                id: i as i64,
+                session_id: all[2 + i % 49].session_id.clone(),
+                pattern: pattern(i),
+                exclusive: i % 3 == 1,
+                reason: None,
+                created_at_ms: 0,
+                expires_at_ms: None,
+                worktree: None,
+            })
+            .collect()
+    };
+    for (name, claims) in [
+        ("area{i}/**", held(&|i| format!("area{i}/**"))),
+        ("**/area{i}/*.rs", held(&|i| format!("**/area{i}/*.rs"))),
+    ] {
+        c.bench_function(&format!("claims/1000 {name}, one edit"), |b| {
+            b.iter(|| {
+                let set = ClaimSet::new(black_box(claims.clone()));
+                black_box(
+                    set.conflicts(&live, &caller, "area7/src/mod7.rs", Some("."))
+                        .len(),
+                )
+            })
+        });
+    }
+    // The `Q` gets the path past the literal pre-tests: the glob itself runs.
+    let long = format!("src/{}Q.rs", "a".repeat(4000));
+    c.bench_function("claims/backtracking glob, 4000-byte path", |b| {
+        b.iter(|| black_box(claims::matches("**?**?**?**?**?**?**?**?**?**?**Q", &long)))
+    });
+}
+
+criterion_group!(benches, bench, claim_check);
 criterion_main!(benches);

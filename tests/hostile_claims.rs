@@ -47,7 +47,7 @@ fn a_backtracking_glob_does_not_stall_sibling_edits() {
     let out = p.run(&["claim", "--session", "aaaa0000-1", "--exclusive", hostile]);
     assert!(out.status.success(), "{out:?}");
     // Minutes per edit with a backtracking matcher; these must simply finish.
-    let long = format!("src/{}.rs", "a".repeat(200));
+    let long = format!("src/{}Q.rs", "a".repeat(200));
     assert_eq!(
         decision(&p.hook("PreToolUse", &edit("bbbb0000-2", &long), &eb)),
         ""

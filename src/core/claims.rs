@@ -34,12 +34,15 @@ pub const MAX_TTL_MS: i64 = 365 * 86_400_000;
 /// `**` across any number of them (`**/` also none), `[ab]`, `{a,b}`, `\` escapes.
 ///
 /// Globs are globset's (matching is linear, so no pattern can stall a hook) and are
-/// compiled on first use, only for paths sharing the pattern's literal head: checking a
-/// path against a thousand claims on other directories compiles none.
+/// compiled on first use, only for paths that pass a literal pre-test (compiling costs
+/// tens of microseconds): checking a path against a thousand claims elsewhere compiles
+/// none.
 pub struct Pattern {
     text: String,
     /// Bytes before the first wildcard: every path the glob matches starts with them.
     head: usize,
+    /// Literal runs every path the glob matches contains (see [`required_runs`]).
+    runs: Vec<String>,
     glob: OnceCell<Option<GlobSet>>,
 }
 
@@ -71,9 +74,11 @@ impl Pattern {
     pub fn stored(text: &str) -> Self {
         let text = text.trim_end_matches('/').to_string();
         let head = text.find(GLOB_CHARS).unwrap_or(text.len());
+        let runs = required_runs(&text);
         Self {
             text,
             head,
+            runs,
             glob: OnceCell::new(),
         }
     }
@@ -92,7 +97,10 @@ impl Pattern {
         if path == t || (path.starts_with(t) && path.as_bytes().get(t.len()) == Some(&b'/')) {
             return true;
         }
-        if !self.is_glob() || !path.starts_with(&t[..self.head]) {
+        if !self.is_glob()
+            || !path.starts_with(&t[..self.head])
+            || !self.runs.iter().all(|r| path.contains(r.as_str()))
+        {
             return false;
         }
         self.glob
@@ -110,6 +118,21 @@ impl Pattern {
     pub fn overlaps(&self, other: &Pattern) -> bool {
         self.covers(&other.text) || other.covers(&self.text)
     }
+}
+
+/// The literal runs between the `*` and `?` of a glob, which every match contains,
+/// trimmed of the slashes a `**` may absorb (`**/a` matches `a`). Patterns with classes,
+/// alternates or escapes give none (their literals may be optional), keeping only the
+/// head test.
+fn required_runs(text: &str) -> Vec<String> {
+    if text.contains(['[', '{', '\\']) {
+        return Vec::new();
+    }
+    text.split(['*', '?'])
+        .map(|r| r.trim_matches('/'))
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// One glob as a set: unlike a lone matcher, a set reports a regex that grows too large
@@ -459,6 +482,11 @@ mod tests {
             ("**/mod.rs", "a/b/mod.rs"),
             ("src/?.rs", "src/a.rs"),
             ("**/mod.rs", "mod.rs"),
+            ("**/area7/*.rs", "x/area7/a.rs"),
+            ("**/area7/*.rs", "area7/a.rs"),
+            ("src/**/b/*.rs", "src/b/a.rs"),
+            ("*src/lib*", "xsrc/libx"),
+            ("a?c*d", "abcxd"),
             ("src/**", "src/a/b.rs"),
             ("src/[ab].rs", "src/b.rs"),
             ("src/{lexer,parser}/*.rs", "src/parser/x.rs"),
@@ -480,6 +508,8 @@ mod tests {
             ("src/{lexer,parser}/*.rs", "src/main.rs"),
             ("src/\\*.rs", "src/a.rs"),
             ("src/[x.rs", "src/x.rs"),
+            ("**/area7/*.rs", "x/area8/a.rs"),
+            ("*src/lib*", "xsrc/x/libx"),
         ];
         for (p, s) in yes {
             assert!(matches(p, s), "{p} should match {s}");
@@ -489,15 +519,71 @@ mod tests {
         }
     }
 
+    /// The literal pre-tests (head, required runs) never hide a match the glob makes.
+    #[test]
+    fn pre_tests_agree_with_the_glob() {
+        let pats = [
+            "**/area7/*.rs",
+            "src/**/b/*.rs",
+            "*src/lib*",
+            "a?c*d",
+            "**",
+            "**/*.rs",
+            "src/**",
+            "a/**/b",
+            "**/a/**",
+            "?/*/?",
+            "src/*_test.go",
+            "x*y*z",
+            "*/",
+            "**/mod.rs",
+        ];
+        let paths = [
+            "area7/a.rs",
+            "x/area7/a.rs",
+            "src/b/a.rs",
+            "src/x/b/c.rs",
+            "xsrc/libx",
+            "abcd",
+            "abcxd",
+            "a/b",
+            "a/x/y/b",
+            "a/c",
+            "a",
+            "b/a/c",
+            "x/y/z",
+            "xyz",
+            "src/a_test.go",
+            "mod.rs",
+            "src",
+            "src/a",
+            "",
+        ];
+        for p in pats {
+            let glob = compile(Pattern::stored(p).as_str()).expect("valid");
+            for path in paths {
+                let pat = Pattern::stored(p);
+                let literal =
+                    path == pat.as_str() || path.starts_with(&format!("{}/", pat.as_str()));
+                assert_eq!(
+                    pat.covers(path),
+                    literal || glob.is_match(path),
+                    "{p} on {path}"
+                );
+            }
+        }
+    }
+
     /// Exponential backtracking took minutes on this pattern against a long path; the
     /// match must be linear in the path (no timing assertion: it simply has to finish).
     #[test]
     fn hostile_glob_terminates() {
         let hostile = "**?**?**?**?**?**?**?**?**?**?**Q";
         let p = Pattern::parse(hostile).expect("a valid glob");
-        let long = format!("src/{}", "a".repeat(4000));
+        // Each holds a `Q`, so the literal pre-tests pass and the glob itself runs.
+        let long = format!("src/{}Q.rs", "a".repeat(4000));
         assert!(!p.covers(&long));
-        assert!(!p.covers(&"a/".repeat(2000)));
+        assert!(!p.covers(&format!("{}Q", "a/".repeat(2000))));
         assert!(p.covers("aaaaaaaaaaQ"));
         let other = Pattern::parse("**/*?*?*?*?*?*?*?*?*?*?*R").expect("valid");
         assert!(!p.overlaps(&other));

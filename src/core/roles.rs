@@ -26,8 +26,9 @@ pub fn live_prime(store: &Store, me: &str, probe: &dyn Probe) -> Result<Option<S
         .find(|r| r.role == PRIME && r.session_id != me))
 }
 
-/// Whether a holder of prime is live now (the test registration hands the store, which
-/// applies it inside its transaction: see `Registration::sole_role`).
+/// Whether `row` is live now: the test a registration asking for prime hands the store,
+/// which applies it to the current holders inside its transaction
+/// (`Registration::sole_role`).
 pub fn holder_live(row: &SessionRow) -> bool {
     liveness::verdict(row, clock::now_ms(), &SystemProbe, Policy::from_env()).is_live()
 }

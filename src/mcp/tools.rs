@@ -87,7 +87,7 @@ pub struct PrimeArgs {
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ClaimArgs {
-    /// Files, directories or globs (`src/parser/**`), relative to the project root or absolute.
+    /// Files, directories or globs (`src/parser/**`, `*.{md,txt}`), relative to the project root or absolute.
     pub paths_or_globs: Vec<String>,
     /// Exclusive: siblings' edits there are refused until you release it. Default: shared (they are warned).
     #[serde(default)]
@@ -95,7 +95,7 @@ pub struct ClaimArgs {
     /// Why, shown to siblings.
     #[serde(default)]
     pub reason: Option<String>,
-    /// Upper bound on the claim's life, e.g. `30m`, `2h` (it always ends with your session).
+    /// Upper bound on the claim's life, e.g. `30m`, `2h`, at most `365d` (it always ends with your session).
     #[serde(default)]
     pub ttl: Option<String>,
     /// Only in your git worktree. Default: every worktree of the repository (a claim is
