@@ -167,7 +167,11 @@ impl Demo {
                 .unwrap_or_default()
                 .to_string();
             if let Some(d) = h["permissionDecision"].as_str() {
-                t.push_str(&format!("\n(permissionDecision: {d})"));
+                let why = h["permissionDecisionReason"].as_str().unwrap_or_default();
+                if !t.is_empty() {
+                    t.push('\n');
+                }
+                t.push_str(&format!("(permissionDecision: {d}) {why}"));
             }
             t
         };
@@ -251,6 +255,12 @@ fn run_in(base: &Path) -> Result<()> {
     for a in [&alpha, &beta, &gamma] {
         d.hook(a, "SessionStart", json!({"source": "startup"}))?;
     }
+    if !state.join("active-session-4194000").exists() {
+        println!(
+            "(the stale anchor from step 1 is gone: the first server's startup hygiene reaped it, \
+             so nobody mistook the dead session for a live one)"
+        );
+    }
 
     d.header("they say what they work on (MCP tool update_session_task)");
     println!(
@@ -311,6 +321,13 @@ fn run_in(base: &Path) -> Result<()> {
     d.hook(&beta, "SessionEnd", json!({"reason": "clear"}))?;
     beta.id = "be7a0001-2222-4000-8000-00000000be7a".into();
     d.hook(&beta, "SessionStart", json!({"source": "clear"}))?;
+    println!(
+        "(/clear began a new conversation: beta's task did not carry over — the new one says \
+         what it works on when it knows — but its name, role, claim and queued mail did)"
+    );
+
+    d.header("alpha tries to edit a file under beta's exclusive claim: denied");
+    d.hook(&alpha, "PreToolUse", edit("tests/parser/errors.rs"))?;
 
     d.header("gamma is killed with kill -9 (no SessionEnd, nothing cleaned up)");
     // SAFETY: kill(2) on the process group this demo created.
@@ -326,11 +343,14 @@ fn run_in(base: &Path) -> Result<()> {
         json!({"prompt": "who is still here?"}),
     )?;
 
-    d.header("startup hygiene (`orchestrator gc`): stale anchors are reaped");
+    d.header(
+        "`orchestrator gc` reaps the anchor the kill left behind (its row went at the read above)",
+    );
     print!("{}", d.cli(&["gc"])?);
 
     d.header("the person's view: `orchestrator status`");
     print!("{}", d.cli(&["status"])?);
+    println!("(MSGS: messages delivered to that session and not yet acked)");
     drop(gamma);
     drop(alpha);
     drop(beta);
