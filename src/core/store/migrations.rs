@@ -120,6 +120,8 @@ const STEPS: &[&str] = &[
     "ALTER TABLE sessions ADD COLUMN prompt_gist TEXT;
      ALTER TABLE sessions ADD COLUMN prompt_gist_at_ms INTEGER;
      ALTER TABLE sessions ADD COLUMN title TEXT;",
+    // 9: which coding-agent CLI a session runs (claude, codex, gemini).
+    "ALTER TABLE sessions ADD COLUMN agent_cli TEXT;",
 ];
 
 /// Brings the schema to the latest version in one immediate transaction per step.
