@@ -24,8 +24,12 @@ enum Cmd {
     Serve,
     /// Answer a Claude Code hook: reads the hook JSON on stdin, prints the JSON answer.
     Hook {
-        /// The hook event, e.g. SessionStart, UserPromptSubmit, PreToolUse.
+        /// The hook event, e.g. SessionStart, UserPromptSubmit, PreToolUse (Gemini CLI:
+        /// BeforeAgent, BeforeTool, ...).
         event: String,
+        /// The CLI running the hook: claude, codex or gemini (default: detected).
+        #[arg(long)]
+        agent: Option<String>,
     },
     /// Show the live sessions of this project.
     Status {
@@ -142,7 +146,7 @@ pub fn run() -> i32 {
         }
     }
     let result = match cli.cmd {
-        Cmd::Hook { event } => return crate::hooks::run(&event),
+        Cmd::Hook { event, agent } => return crate::hooks::run_as(&event, agent.as_deref()),
         Cmd::Serve => crate::mcp::run(),
         Cmd::Status { json, all } => crate::human::status::run(json, all),
         Cmd::Watch => crate::human::watch::run(),

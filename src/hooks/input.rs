@@ -22,6 +22,8 @@ pub struct HookInput {
     pub reason: Option<String>,
     /// SessionStart: the title the client gave the session, if any.
     pub session_title: Option<String>,
+    /// Codex CLI only: the turn a hook belongs to (a hint of who is asking).
+    pub turn_id: Option<serde_json::Value>,
 }
 
 /// Reads at most [`MAX_PAYLOAD`] bytes from `r` and parses them.
@@ -59,15 +61,7 @@ impl HookInput {
         let raw = self
             .session_id
             .as_deref()
-            .context("hook input has no session_id; is this hook wired to Claude Code?")?;
+            .context("hook input has no session_id; is this hook wired to a coding-agent CLI (Claude Code, Codex, Gemini)?")?;
         SessionId::parse(raw).map_err(|e| anyhow::anyhow!("hook input rejected: {e}"))
-    }
-
-    /// The file a Write/Edit/MultiEdit/NotebookEdit is about to touch.
-    pub fn file_path(&self) -> Option<&str> {
-        ["file_path", "notebook_path", "path"]
-            .iter()
-            .find_map(|k| self.tool_input.get(*k).and_then(|v| v.as_str()))
-            .filter(|s| !s.is_empty())
     }
 }

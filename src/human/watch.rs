@@ -154,7 +154,7 @@ fn draw(f: &mut ratatui::Frame<'_>, v: &View) {
     ])
     .areas(f.area());
     let header = Row::new([
-        "SESSION", "NAME", "ROLE", "TASK", "STATE", "SEEN", "MSGS", "FILES",
+        "SESSION", "NAME", "AGENT", "ROLE", "TASK", "STATE", "SEEN", "MSGS", "FILES",
     ])
     .style(Style::default().add_modifier(Modifier::BOLD));
     let cell = |s: Option<&str>, n: usize| inline(s.unwrap_or("-"), n).into_owned();
@@ -162,6 +162,7 @@ fn draw(f: &mut ratatui::Frame<'_>, v: &View) {
         Row::new(vec![
             format!("SA-{}", id8(&e.id8)),
             cell(e.name.as_deref(), text::NAME),
+            cell(e.agent_cli.as_deref(), 6),
             cell(Some(&e.role), text::NAME),
             crate::human::status::doing_cell(e, text::TASK),
             cell(Some(&e.state), text::LINE),
@@ -173,6 +174,7 @@ fn draw(f: &mut ratatui::Frame<'_>, v: &View) {
     let widths = [
         Constraint::Length(11),
         Constraint::Length(10),
+        Constraint::Length(6),
         Constraint::Length(11),
         Constraint::Percentage(30),
         Constraint::Length(12),

@@ -314,6 +314,14 @@ impl Store {
         )? > 0)
     }
 
+    /// Records which CLI the session runs (`claude`, `codex`, `gemini`).
+    pub fn set_agent_cli(&self, id: &str, cli: &str) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE sessions SET agent_cli=?2 WHERE session_id=?1 AND agent_cli IS NOT ?2",
+            params![id, cli],
+        )? > 0)
+    }
+
     /// Records where the session works now; writes only when that changed.
     pub fn set_place(&self, id: &str, worktree: &str, branch: Option<&str>) -> Result<bool> {
         Ok(self.conn.execute(
