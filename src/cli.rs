@@ -115,6 +115,15 @@ enum Cmd {
         /// Print the changes without writing them.
         #[arg(long)]
         dry_run: bool,
+        /// Wire Claude Code (the default when no CLI is named).
+        #[arg(long)]
+        claude: bool,
+        /// Wire OpenAI's Codex CLI (.codex/hooks.json, .codex/config.toml).
+        #[arg(long)]
+        codex: bool,
+        /// Wire Google's Gemini CLI (.gemini/settings.json).
+        #[arg(long)]
+        gemini: bool,
     },
     /// Run three simulated agent sessions in a temporary project and show what each is told.
     Demo,
@@ -182,8 +191,14 @@ pub fn run() -> i32 {
             action: GuardCmd::PreCommit,
         } => crate::human::claims::guard_pre_commit(),
         Cmd::Takeover { to } => crate::human::send::takeover(&to),
-        Cmd::Install { project, dry_run } => {
-            crate::human::install::run(project.as_deref(), dry_run)
+        Cmd::Install {
+            project,
+            dry_run,
+            claude,
+            codex,
+            gemini,
+        } => {
+            crate::human::install_hooks::run_for(project.as_deref(), dry_run, claude, codex, gemini)
         }
         Cmd::Demo => crate::human::demo::run(),
     };

@@ -817,3 +817,110 @@ fn a_server_under_codex_binds_to_the_session_its_hook_started() {
     assert_eq!(row(&rows, id)["agent_pid"], codex.pid());
     assert_eq!(row(&rows, id)["agent_cli"], "codex");
 }
+
+#[test]
+fn install_codex_and_gemini_is_idempotent_and_doctor_tells_untrusted_codex_hooks() {
+    let p = Project::new();
+    std::fs::create_dir_all(p.root.join(".gemini")).expect("mkdir");
+    std::fs::write(
+        p.root.join(".gemini/settings.json"),
+        r#"{"theme": "dark", "hooks": {"BeforeTool": [{"hooks": [{"type": "command", "command": "audit.sh"}]}]}}"#,
+    )
+    .expect("seed settings");
+    let dry = p.run(&["install", "--codex", "--gemini", "--dry-run"]);
+    assert!(dry.status.success(), "{dry:?}");
+    assert!(String::from_utf8_lossy(&dry.stdout).contains("would change"));
+    assert!(!p.root.join(".codex/hooks.json").exists(), "dry run wrote");
+    let out = p.run(&["install", "--codex", "--gemini"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("trust"), "{text}");
+    assert!(p
+        .root
+        .join(".gemini/settings.json.orchestrator.bak")
+        .exists());
+    let settings: Value = serde_json::from_str(
+        &std::fs::read_to_string(p.root.join(".gemini/settings.json")).expect("read"),
+    )
+    .expect("json");
+    assert_eq!(settings["theme"], "dark");
+    assert_eq!(
+        settings["hooks"]["BeforeTool"][0]["hooks"][0]["command"],
+        "audit.sh"
+    );
+    assert_eq!(
+        settings["hooks"]["SessionEnd"][0]["hooks"][0]["timeout"],
+        2000
+    );
+    let toml = std::fs::read_to_string(p.root.join(".codex/config.toml")).expect("toml");
+    assert!(toml.contains("[mcp_servers.orchestrator]"), "{toml}");
+    // Twice changes nothing.
+    let hooks_before = std::fs::read_to_string(p.root.join(".codex/hooks.json")).expect("read");
+    let again = p.run(&["install", "--codex", "--gemini"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already installed"));
+    assert_eq!(
+        std::fs::read_to_string(p.root.join(".codex/hooks.json")).expect("read"),
+        hooks_before
+    );
+    // Doctor: present but untrusted is a problem, with the way out.
+    let doc = p.run(&["doctor"]);
+    let d = String::from_utf8_lossy(&doc.stdout).to_string();
+    assert_eq!(doc.status.code(), Some(1), "{d}");
+    assert!(
+        d.contains("not trusted") && d.contains("does not trust"),
+        "{d}"
+    );
+    assert!(d.contains("Gemini CLI hooks in"), "{d}");
+    // Trusted project, every hook trusted but one.
+    let hooks: Value = serde_json::from_str(&hooks_before).expect("json");
+    let file = p.root.join(".codex/hooks.json");
+    let mut cfg = format!(
+        "[projects.\"{}\"]\ntrust_level = \"trusted\"\n",
+        p.root.display()
+    );
+    let events: Vec<String> = hooks["hooks"]
+        .as_object()
+        .expect("hooks")
+        .keys()
+        .cloned()
+        .collect();
+    let snake = |e: &str| {
+        let mut s = String::new();
+        for (i, c) in e.chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                s.push('_');
+            }
+            s.push(c.to_ascii_lowercase());
+        }
+        s
+    };
+    for e in events.iter().skip(1) {
+        cfg.push_str(&format!(
+            "[hooks.state.\"{}:{}:0:0\"]\ntrusted_hash = \"sha256:00\"\n",
+            file.display(),
+            snake(e)
+        ));
+    }
+    std::fs::create_dir_all(p.home.join(".codex")).expect("mkdir");
+    std::fs::write(p.home.join(".codex/config.toml"), &cfg).expect("cfg");
+    let d = String::from_utf8_lossy(&p.run(&["doctor"]).stdout).to_string();
+    assert!(!d.contains("does not trust"), "{d}");
+    assert!(
+        d.contains(&format!(
+            "1 of {} not trusted ({})",
+            events.len(),
+            events[0]
+        )),
+        "{d}"
+    );
+    cfg.push_str(&format!(
+        "[hooks.state.\"{}:{}:0:0\"]\ntrusted_hash = \"sha256:00\"\n",
+        file.display(),
+        snake(&events[0])
+    ));
+    std::fs::write(p.home.join(".codex/config.toml"), &cfg).expect("cfg");
+    let doc = p.run(&["doctor"]);
+    let d = String::from_utf8_lossy(&doc.stdout).to_string();
+    assert!(d.contains("trusted (codex asks again"), "{d}");
+    assert!(!d.contains("FAIL"), "{d}");
+}
