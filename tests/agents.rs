@@ -924,3 +924,47 @@ fn install_codex_and_gemini_is_idempotent_and_doctor_tells_untrusted_codex_hooks
     assert!(d.contains("trusted (codex asks again"), "{d}");
     assert!(!d.contains("FAIL"), "{d}");
 }
+
+#[test]
+fn message_status_says_a_gemini_recipient_gets_mail_at_its_next_turn() {
+    let p = Project::new();
+    let gid = "6e3a1b2c-9e31-4000-8000-0000000000f1";
+    let mut gemini = start(&p, Cli::Gemini, None, &[]);
+    clean(
+        &run_hook(
+            &mut gemini,
+            &p,
+            Cli::Gemini,
+            "SessionStart",
+            &shaped(Cli::Gemini, "SessionStart.json", gid, json!({})),
+            gid,
+        ),
+        "gemini start",
+    );
+    let mut sender = p.agent_with_server(&[
+        ("CLAUDE_CODE_SESSION_ID", "5e0de700-aaaa"),
+        ("ORCHESTRATOR_CHANNEL", "off"),
+    ]);
+    sender.initialize();
+    let (t, err) = sender.call(
+        "send_message",
+        json!({"to": "@SA-6e3a1b2c", "body": "please rebase"}),
+    );
+    assert!(!err, "{t}");
+    let (t, err) = sender.call("message_status", json!({"message_id": 1}));
+    assert!(!err, "{t}");
+    assert!(t.contains("next turn") && t.contains("Gemini"), "{t}");
+    // Its next turn brings it.
+    let r = run_hook(
+        &mut gemini,
+        &p,
+        Cli::Gemini,
+        "BeforeAgent",
+        &shaped(Cli::Gemini, "BeforeAgent.json", gid, json!({})),
+        gid,
+    );
+    clean(&r, "gemini prompt");
+    assert!(r.context().contains("please rebase"), "{}", r.stdout);
+    let (t, _) = sender.call("message_status", json!({"message_id": 1}));
+    assert!(!t.contains("next turn"), "delivered now: {t}");
+}
