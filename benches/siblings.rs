@@ -53,6 +53,7 @@ fn rows(n: usize) -> Vec<SessionRow> {
                 prompt_gist: None,
                 prompt_gist_at_ms: None,
                 title: None,
+                agent_cli: None,
             }
         })
         .collect()

@@ -28,8 +28,11 @@ enum Cmd {
     /// Answer a Claude Code hook: reads the hook JSON on stdin, prints the JSON answer.
     Hook {
         /// The hook event: SessionStart, UserPromptSubmit, PreToolUse, PostToolUse, Stop,
-        /// StopFailure, PreCompact or SessionEnd.
+        /// StopFailure, PreCompact or SessionEnd (Gemini CLI: BeforeAgent, BeforeTool, ...).
         event: String,
+        /// The CLI running the hook: claude, codex or gemini (default: detected).
+        #[arg(long)]
+        agent: Option<String>,
     },
     /// Wait in the background until mail is due for this idle session, print it and exit 2
     /// (an `asyncRewake` hook for sessions without a doorbell; reads the hook JSON on stdin).
@@ -148,6 +151,15 @@ enum Cmd {
         /// Print the changes (a diff with context) without writing them.
         #[arg(long)]
         dry_run: bool,
+        /// Wire Claude Code (the default when no CLI is named).
+        #[arg(long)]
+        claude: bool,
+        /// Wire OpenAI's Codex CLI (.codex/hooks.json, .codex/config.toml).
+        #[arg(long)]
+        codex: bool,
+        /// Wire Google's Gemini CLI (.gemini/settings.json).
+        #[arg(long)]
+        gemini: bool,
     },
     /// Take out exactly what `install` put in; other hooks, servers and settings stay.
     ///
@@ -221,7 +233,7 @@ pub fn run() -> i32 {
         }
     }
     let result = match cli.cmd {
-        Cmd::Hook { event } => return crate::hooks::run(&event),
+        Cmd::Hook { event, agent } => return crate::hooks::run_as(&event, agent.as_deref()),
         Cmd::Serve => crate::mcp::run(),
         Cmd::Wait { max_secs } => return crate::hooks::wait::run(max_secs),
         Cmd::Status { json, all } => crate::human::status::run(json, all),
@@ -263,12 +275,20 @@ pub fn run() -> i32 {
             user,
             absolute,
             dry_run,
-        } => crate::human::install::install(&crate::human::install::Options {
-            project: project.as_deref(),
-            user,
-            absolute,
-            dry_run,
-        }),
+            claude,
+            codex,
+            gemini,
+        } => crate::human::install_hooks::run_for(
+            &crate::human::install::Options {
+                project: project.as_deref(),
+                user,
+                absolute,
+                dry_run,
+            },
+            claude,
+            codex,
+            gemini,
+        ),
         Cmd::Uninstall {
             project,
             user,

@@ -81,9 +81,9 @@ fn status_snapshot() {
         &[(a.pid, "<pidA>"), (b.id() as i32, "<pidB>")],
     );
     let want = "\
-SESSION NAME ROLE TASK STATE SEEN PID MSGS FILES
-SA-5a5a5a5a alpha prime refactor parser idle <age> <age> <pidA> 0 -
-SA-b0b0b0b0 beta subordinate - idle <age> <age> <pidB> 1 src/a.rs
+SESSION NAME AGENT ROLE TASK STATE SEEN PID MSGS FILES
+SA-5a5a5a5a alpha claude prime refactor parser idle <age> <age> <pidA> 0 -
+SA-b0b0b0b0 beta claude subordinate - idle <age> <age> <pidB> 1 src/a.rs
 SA-b0b0b0b0: 1 message(s) wait for its next turn (no doorbell)
 ";
     assert_eq!(got, want);
@@ -95,7 +95,9 @@ SA-b0b0b0b0: 1 message(s) wait for its next turn (no doorbell)
         &[(a.pid, "<pidA>"), (b.id() as i32, "<pidB>")],
     );
     assert!(
-        got.contains("SA-b0b0b0b0 beta subordinate - dead (agent process gone or pid reused)"),
+        got.contains(
+            "SA-b0b0b0b0 beta claude subordinate - dead (agent process gone or pid reused)"
+        ),
         "{got}"
     );
     // A roster read buries the dead row; --all then reports how it ended.
@@ -106,7 +108,7 @@ SA-b0b0b0b0: 1 message(s) wait for its next turn (no doorbell)
         &p,
         &[(a.pid, "<pidA>"), (b.id() as i32, "<pidB>")],
     );
-    assert!(got.contains("SA-b0b0b0b0 beta subordinate - ended: killed or crashed (agent process gone, no clean exit)"), "{got}");
+    assert!(got.contains("SA-b0b0b0b0 beta - subordinate - ended: killed or crashed (agent process gone, no clean exit)"), "{got}");
 }
 
 #[test]

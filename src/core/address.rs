@@ -304,6 +304,7 @@ mod tests {
             prompt_gist: None,
             prompt_gist_at_ms: None,
             title: None,
+            agent_cli: None,
         }
     }
 

@@ -26,6 +26,14 @@ pub fn called(row: &SessionRow) -> String {
     inline(row.name.as_deref().unwrap_or(&row.role), text::NAME).into_owned()
 }
 
+/// The coding-agent CLI a session runs (`claude`, `codex`, `gemini`), as text shows it.
+pub fn cli(row: &SessionRow) -> Option<std::borrow::Cow<'_, str>> {
+    row.agent_cli
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(|c| inline(c, 16))
+}
+
 /// How we know what a session is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -98,14 +106,17 @@ pub fn place(row: &SessionRow, here: Option<&str>) -> String {
     }
 }
 
-/// One roster line: handle, name, role, where (if elsewhere), task, turn state, last
-/// seen, files.
+/// One roster line: handle, name, CLI and role, where (if elsewhere), task, turn state,
+/// last seen, files: `- SA-1a2b3c4d "api" (codex, subordinate) — task · busy 2m · ...`.
 pub fn session_line(row: &SessionRow, files: &[String], now_ms: i64, here: Option<&str>) -> String {
     let mut s = format!("- {}", handle(row));
     if let Some(n) = row.name.as_deref().filter(|n| !n.is_empty()) {
         s.push_str(&format!(" \"{}\"", inline(n, text::NAME)));
     }
-    s.push_str(&format!(" ({})", inline(&row.role, text::NAME)));
+    match cli(row) {
+        Some(c) => s.push_str(&format!(" ({c}, {})", inline(&row.role, text::NAME))),
+        None => s.push_str(&format!(" ({})", inline(&row.role, text::NAME))),
+    }
     s.push_str(&place(row, here));
     s.push_str(&format!(" — {}", doing_text(row, now_ms, TASK_CHARS)));
     if let (Some(a), Some(since)) = (row.activity.as_deref(), row.activity_since.as_deref()) {

@@ -27,6 +27,8 @@ pub struct HookInput {
     /// rather than failing the hook (see [`HookInput::permission_mode`]).
     #[serde(default, rename = "permission_mode")]
     pub permission_mode_raw: serde_json::Value,
+    /// Codex CLI only: the turn a hook belongs to (a hint of who is asking).
+    pub turn_id: Option<serde_json::Value>,
 }
 
 /// Reads at most [`MAX_PAYLOAD`] bytes from `r` and parses them.
@@ -64,7 +66,7 @@ impl HookInput {
         let raw = self
             .session_id
             .as_deref()
-            .context("hook input has no session_id; is this hook wired to Claude Code?")?;
+            .context("hook input has no session_id; is this hook wired to a coding-agent CLI (Claude Code, Codex, Gemini)?")?;
         SessionId::parse(raw).map_err(|e| anyhow::anyhow!("hook input rejected: {e}"))
     }
 

@@ -1,9 +1,12 @@
-//! `orchestrator hook <Event>`: one handler per Claude Code hook event.
+//! `orchestrator hook <Event>`: one handler per hook event, named as Claude Code names
+//! them; Codex CLI and Gemini CLI enter through their adapters (`adapter/`), which map
+//! their events and tools onto these and write the answer each CLI reads.
 //!
-//! Contract with the client: exit 0 always — a panic included; stdout is either nothing
+//! Contract with every client: exit 0 always — a panic included; stdout is either nothing
 //! or one JSON answer; on any failure, one `[orchestrator] ...` line on stderr and nothing
 //! on stdout. Mail is marked in context only after the answer carrying it was written.
 
+pub mod adapter;
 mod bash;
 mod input;
 mod output;
@@ -17,7 +20,7 @@ pub use input::{parse as parse_input, HookInput, MAX_PAYLOAD};
 pub use output::{Answer, Envelope, MAX_CONTEXT_CHARS};
 pub use overlap::{shared_words, words};
 
-use crate::core::identity::{self, AgentProcess, SessionId, SystemProbe};
+use crate::core::identity::{self, AgentCli, AgentProcess, SessionId, SystemProbe};
 use crate::core::liveness::{Caller, Policy};
 use crate::core::paths::ProjectPaths;
 use crate::core::store::Store;
@@ -25,12 +28,15 @@ use crate::core::text;
 use anyhow::{anyhow, bail, Result};
 use std::cell::RefCell;
 
-/// Every event this binary answers.
+/// Every event the handlers answer (Claude Code's names; other CLIs' events map onto
+/// these through their adapter).
 pub const EVENTS: &[&str] = &[
     "SessionStart",
     "UserPromptSubmit",
     "PreToolUse",
     "PostToolUse",
+    "PermissionRequest",
+    "PostCompact",
     "Stop",
     "StopFailure",
     "SubagentStop",
@@ -41,7 +47,11 @@ pub const EVENTS: &[&str] = &[
 
 /// What every handler works with.
 pub struct Ctx {
+    /// The handler's event (Claude Code's name for it).
     pub event: &'static str,
+    /// The CLI that ran the hook, and its adapter.
+    pub cli: AgentCli,
+    pub adapter: &'static dyn adapter::Adapter,
     pub input: HookInput,
     pub id: SessionId,
     pub paths: ProjectPaths,
@@ -106,9 +116,14 @@ impl Ctx {
 
 /// Runs the hook for `event` with stdin as input; always returns exit code 0.
 pub fn run(event: &str) -> i32 {
+    run_as(event, None)
+}
+
+/// [`run`] for the CLI `agent` names (`claude`, `codex`, `gemini`; `None`: detected).
+pub fn run_as(event: &str, agent: Option<&str>) -> i32 {
     quiet_panics();
     let answered = guarded(|| {
-        let answer = handle(event, std::io::stdin().lock())?;
+        let answer = handle_as(event, agent, std::io::stdin().lock())?;
         // Debug builds only: lets a test panic between leasing mail and writing it.
         #[cfg(debug_assertions)]
         if std::env::var_os("ORCHESTRATOR_DEBUG_PANIC").is_some() {
@@ -164,18 +179,47 @@ pub fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
 
 /// Parses, validates and dispatches; the answer to print (possibly nothing).
 pub fn handle(event: &str, stdin: impl std::io::Read) -> Result<Answer> {
-    let Some(event) = EVENTS.iter().copied().find(|e| *e == event) else {
+    handle_as(event, None, stdin)
+}
+
+/// [`handle`] for the CLI `agent` names, else the CLI [`adapter::detect`] finds.
+pub fn handle_as(raw: &str, agent: Option<&str>, stdin: impl std::io::Read) -> Result<Answer> {
+    if !adapter::known_events().contains(&raw) {
         bail!(
             "unknown hook event {:?}; known events: {}",
-            printable(event),
-            EVENTS.join(", ")
+            printable(raw),
+            adapter::known_events().join(", ")
         );
+    }
+    let explicit = match agent {
+        Some(a) => Some(AgentCli::parse(a).ok_or_else(|| {
+            anyhow!(
+                "unknown --agent {:?}: use claude, codex or gemini",
+                printable(a)
+            )
+        })?),
+        None => None,
     };
     let input = input::read(stdin)?;
+    let found = identity::process::agent_process_cli();
+    let cli = adapter::detect(raw, explicit, &input, found.map(|(_, c)| c));
+    let adapter = adapter::of(cli);
+    let Some(event) = adapter.event(raw) else {
+        bail!(
+            "{:?} is not a {} hook event; wire this hook to one of: {}",
+            printable(raw),
+            cli.product(),
+            adapter::known_events()
+                .into_iter()
+                .filter(|e| adapter.event(e).is_some())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    };
     let id = input.session()?;
     let paths = ProjectPaths::resolve()?;
     let store = Store::open(&paths).map_err(|e| crate::core::store::describe(e, &paths))?;
-    let agent = identity::process::agent_process();
+    let agent = found.map(|(a, _)| a);
     let policy = Policy::from_env();
     // Nobody acts as another live session: refused before anything is read or written.
     let row = store
@@ -189,8 +233,18 @@ pub fn handle(event: &str, stdin: impl std::io::Read) -> Result<Answer> {
         policy,
     )
     .map_err(|e| anyhow::anyhow!("refused: {e}"))?;
+    // Rows registered before the CLI was known (or by a server) learn it here.
+    if let Some(r) = row.as_ref() {
+        if r.agent_cli.as_deref() != Some(cli.as_str()) {
+            store
+                .set_agent_cli(id.as_str(), cli.as_str())
+                .map_err(|e| crate::core::store::describe(e, &paths))?;
+        }
+    }
     let mut ctx = Ctx {
         event,
+        cli,
+        adapter,
         input,
         id,
         paths,
@@ -209,8 +263,10 @@ pub fn handle(event: &str, stdin: impl std::io::Read) -> Result<Answer> {
             .and_then(|_| ctx.store.heartbeat(ctx.id.as_str()))
             .map(|_| Envelope::default()),
     }
+    .and_then(|mut env| adapter.settle(&mut ctx, &mut env).map(|_| env))
     .map_err(|e| crate::core::store::describe(e, &ctx.paths))?;
-    Ok(Answer::new(env, event, ctx.store))
+    let json = adapter.answer(&env, event, raw);
+    Ok(Answer::with_json(json, env.lease, ctx.store))
 }
 
 /// Registers the session if its row is missing (SessionStart not wired, or reaped).

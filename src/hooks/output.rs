@@ -60,7 +60,12 @@ impl Answer {
     /// The answer to `env`, holding on to `store` when it carries deliveries.
     pub fn new(env: Envelope, event: &str, store: Store) -> Self {
         let json = env.to_json(event);
-        let delivered = (!env.lease.is_empty()).then_some((store, env.lease));
+        Self::with_json(json, env.lease, store)
+    }
+
+    /// The answer `json` (as a CLI's adapter wrote it), carrying the deliveries `lease`.
+    pub fn with_json(json: Option<Value>, lease: Lease, store: Store) -> Self {
+        let delivered = (!lease.is_empty()).then_some((store, lease));
         Self { json, delivered }
     }
 

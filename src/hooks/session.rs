@@ -19,6 +19,7 @@ pub fn register(ctx: &mut Ctx) -> Result<Registered> {
     }
     reg.name = prof.name.as_deref();
     reg.kind = prof.kind.as_deref();
+    reg.cli = Some(ctx.cli.as_str());
     let out = ctx.store.register(&reg)?;
     if let Some(h) = out.role_held_by.as_ref() {
         ctx.store

@@ -87,6 +87,9 @@ pub fn examine(paths: &ProjectPaths, probe: &dyn Probe) -> Vec<Finding> {
     ));
     settings_findings(&mut out);
     worktree_findings(paths, &mut out);
+    // Other CLIs wired here: will they run our hooks?
+    out.extend(super::install_codex::findings(&paths.root));
+    out.extend(super::install_gemini::findings(&paths.root));
     match std::fs::symlink_metadata(&paths.state_dir) {
         Err(_) => {
             out.push(f(

@@ -22,6 +22,8 @@ pub struct Entry {
     pub id8: String,
     pub name: Option<String>,
     pub role: String,
+    /// The coding-agent CLI the session runs: `claude`, `codex` or `gemini`.
+    pub agent_cli: Option<String>,
     pub current_task: Option<String>,
     /// What the session does: its set task, else its title, else its latest prompt's gist.
     pub doing: Option<String>,
@@ -116,6 +118,7 @@ pub fn collect_in(store: &Store, all: bool, root: Option<&std::path::Path>) -> R
             id8: r.id8,
             name: r.name,
             role: r.role,
+            agent_cli: r.agent_cli,
             doing,
             doing_kind,
             current_task: r.current_task,
@@ -144,6 +147,7 @@ fn ended(store: &Store, e: EndedSession) -> Result<Entry> {
         id8: e.id8,
         name: e.name,
         role: e.role.unwrap_or_else(|| "subordinate".into()),
+        agent_cli: None,
         doing: e.current_task.clone(),
         doing_kind: e.current_task.as_ref().map(|_| render::DoingKind::Task),
         current_task: e.current_task,
@@ -287,10 +291,11 @@ pub fn render_table(entries: &[Entry], color: bool) -> String {
         }
     };
     let mut s = format!(
-        "{:<11} {}{:<10} {:<11} {:<30} {:<12} {:<7} {:<7} {:<4} FILES\n",
+        "{:<11} {}{:<10} {:<6} {:<11} {:<30} {:<12} {:<7} {:<7} {:<4} FILES\n",
         "SESSION",
         place_col("WHERE"),
         "NAME",
+        "AGENT",
         "ROLE",
         "TASK",
         "STATE",
@@ -300,10 +305,11 @@ pub fn render_table(entries: &[Entry], color: bool) -> String {
     );
     for (e, p) in entries.iter().zip(&places) {
         let line = format!(
-            "{:<11} {}{:<10} {:<11} {:<30} {:<12} {:<7} {:<7} {:<4} {}",
+            "{:<11} {}{:<10} {:<6} {:<11} {:<30} {:<12} {:<7} {:<7} {:<4} {}",
             format!("SA-{}", text::id8(&e.id8)),
             place_col(p),
             inline(e.name.as_deref().unwrap_or("-"), 10),
+            inline(e.agent_cli.as_deref().unwrap_or("-"), 6),
             inline(&e.role, 11),
             doing_cell(e, 30),
             inline(&e.state, if e.live { 12 } else { 80 }),

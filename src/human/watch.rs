@@ -154,7 +154,7 @@ fn draw(f: &mut ratatui::Frame<'_>, v: &View) {
     ])
     .areas(f.area());
     let header = Row::new([
-        "SESSION", "WHERE", "NAME", "ROLE", "TASK", "STATE", "SEEN", "MSGS", "FILES",
+        "SESSION", "WHERE", "NAME", "AGENT", "ROLE", "TASK", "STATE", "SEEN", "MSGS", "FILES",
     ])
     .style(Style::default().add_modifier(Modifier::BOLD));
     let cell = |s: Option<&str>, n: usize| inline(s.unwrap_or("-"), n).into_owned();
@@ -163,6 +163,7 @@ fn draw(f: &mut ratatui::Frame<'_>, v: &View) {
             format!("SA-{}", id8(&e.id8)),
             inline(&crate::human::status::place(e), text::PATH).into_owned(),
             cell(e.name.as_deref(), text::NAME),
+            cell(e.agent_cli.as_deref(), 6),
             cell(Some(&e.role), text::NAME),
             crate::human::status::doing_cell(e, text::TASK),
             cell(Some(&e.state), text::LINE),
@@ -175,6 +176,7 @@ fn draw(f: &mut ratatui::Frame<'_>, v: &View) {
         Constraint::Length(11),
         Constraint::Length(16),
         Constraint::Length(10),
+        Constraint::Length(6),
         Constraint::Length(11),
         Constraint::Percentage(30),
         Constraint::Length(12),

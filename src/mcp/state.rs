@@ -107,6 +107,10 @@ impl ServerState {
         }
         reg.name = self.profile.name.as_deref();
         reg.kind = self.profile.kind.as_deref();
+        reg.cli = self
+            .agent
+            .and_then(crate::core::identity::process::cli_of)
+            .map(crate::core::identity::AgentCli::as_str);
         reg.server = Some((self.pid, &self.token));
         reg
     }

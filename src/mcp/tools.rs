@@ -413,7 +413,18 @@ impl Tools {
         match store.receipts(a.message_id) {
             Ok(mut r) => {
                 r.iter_mut().for_each(crate::core::doorbell::explain);
-                ok(serde_json::to_string_pretty(&r).unwrap_or_default())
+                // Where a queued message waits for a CLI that cannot be woken, say so.
+                let mut v = serde_json::to_value(&r).unwrap_or_default();
+                for (rec, out) in r.iter().zip(v.as_array_mut().into_iter().flatten()) {
+                    let cli = store.get(&rec.recipient_id).ok().flatten();
+                    let note = crate::core::wake::delivery_note(
+                        cli.as_ref().and_then(|c| c.agent_cli.as_deref()),
+                    );
+                    if let (Some(n), "queued") = (note, rec.state.as_str()) {
+                        out["note"] = serde_json::json!(n);
+                    }
+                }
+                ok(serde_json::to_string_pretty(&v).unwrap_or_default())
             }
             Err(e) => fail(format!("cannot read receipts: {e:#}; retry")),
         }

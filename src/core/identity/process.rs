@@ -3,6 +3,7 @@
 //! A pid alone is not an identity (pids are reused); a pid plus its start time (field 22 of
 //! `/proc/<pid>/stat`, clock ticks since boot) is.
 
+use super::cli::{self, AgentCli};
 use std::fs;
 use std::sync::OnceLock;
 
@@ -157,55 +158,82 @@ pub fn host_id() -> &'static HostId {
     })
 }
 
-/// The agent (claude) process a hook or server belongs to: pid plus start time.
+/// The agent process a hook or server belongs to (a `claude`, `codex` or Gemini CLI
+/// process): pid plus start time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AgentProcess {
     pub pid: i32,
     pub start_ticks: u64,
 }
 
-/// Names an agent process goes by.
+/// Names an agent process goes by on its own (`node` needs its command line: see
+/// [`cli::of_process`]).
 pub fn is_agent_name(comm: &str) -> bool {
-    comm == "claude" || comm == "claude.exe"
+    cli::by_name(comm).is_some()
 }
 
 /// Longest ancestor chain walked before giving up (guards against cycles and deep trees).
 pub const MAX_ANCESTOR_DEPTH: usize = 64;
 
-/// First ancestor of `from` (excluding `from` itself) named `claude`/`claude.exe`.
+/// First ancestor of `from` (excluding `from` itself) that is an agent process.
 pub fn find_agent_ancestor(from: i32) -> Option<AgentProcess> {
+    find_agent_ancestor_cli(from).map(|(a, _)| a)
+}
+
+/// [`find_agent_ancestor`], with which CLI it is.
+pub fn find_agent_ancestor_cli(from: i32) -> Option<(AgentProcess, AgentCli)> {
     let mut pid = stat(from)?.ppid;
     for _ in 0..MAX_ANCESTOR_DEPTH {
         if pid <= 1 {
             return None;
         }
         let st = stat(pid)?;
-        if is_agent_name(&st.comm) {
-            return Some(AgentProcess {
-                pid,
-                start_ticks: st.start_ticks,
-            });
+        if let Some(c) = cli::of_process(pid, &st.comm) {
+            return Some((
+                AgentProcess {
+                    pid,
+                    start_ticks: st.start_ticks,
+                },
+                c,
+            ));
         }
         pid = st.ppid;
     }
     None
 }
 
-/// The agent process of this process: the nearest `claude` ancestor. `CLAUDE_PID` is only
+/// Which CLI `agent` runs, if it is still that process and recognisable.
+pub fn cli_of(agent: AgentProcess) -> Option<AgentCli> {
+    let st = stat(agent.pid).filter(|s| s.start_ticks == agent.start_ticks)?;
+    cli::of_process(agent.pid, &st.comm)
+}
+
+/// The agent process of this process: the nearest agent ancestor. `CLAUDE_PID` is only
 /// an environment variable — a command in one session's Bash could set it to a sibling's
 /// pid — so it is believed when it names that same ancestor, or when no agent process is
 /// above us at all (a person's shell, which may act for any session anyway).
 pub fn agent_process() -> Option<AgentProcess> {
-    let walked = find_agent_ancestor(std::process::id() as i32);
+    agent_process_cli().map(|(a, _)| a)
+}
+
+/// [`agent_process`] with its CLI. A process `CLAUDE_PID` names counts as Claude Code
+/// unless it is recognisably another CLI.
+pub fn agent_process_cli() -> Option<(AgentProcess, AgentCli)> {
+    let walked = find_agent_ancestor_cli(std::process::id() as i32);
     let named = std::env::var("CLAUDE_PID")
         .ok()
         .and_then(|v| v.trim().parse::<i32>().ok())
         .filter(|p| *p > 0)
         .and_then(|pid| {
-            SystemProbe.process(pid).map(|info| AgentProcess {
-                pid,
-                start_ticks: info.start_ticks,
-            })
+            let st = stat(pid).filter(|s| s.state != 'Z' && s.state != 'X')?;
+            let c = cli::of_process(pid, &st.comm).unwrap_or(AgentCli::Claude);
+            Some((
+                AgentProcess {
+                    pid,
+                    start_ticks: st.start_ticks,
+                },
+                c,
+            ))
         });
     match (named, walked) {
         (Some(n), None) => Some(n),

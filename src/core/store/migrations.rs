@@ -137,6 +137,8 @@ const STEPS: &[&str] = &[
      ALTER TABLE sessions ADD COLUMN waiter;
      ALTER TABLE deliveries ADD COLUMN ring;
      ALTER TABLE deliveries ADD COLUMN rung_ms;",
+    // 10: which coding-agent CLI a session runs (claude, codex, gemini).
+    "ALTER TABLE sessions ADD COLUMN agent_cli;",
 ];
 
 /// Brings the schema to the latest version in one immediate transaction per step.

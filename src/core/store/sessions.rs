@@ -41,6 +41,8 @@ pub struct SessionRow {
     pub prompt_gist_at_ms: Option<i64>,
     /// The title the client gave the session, if any.
     pub title: Option<String>,
+    /// The coding-agent CLI the session runs: `claude`, `codex` or `gemini`.
+    pub agent_cli: Option<String>,
 }
 
 impl SessionRow {
@@ -66,7 +68,7 @@ impl SessionRow {
 
 const COLS: &str = "session_id, id8, role, name, started_at, last_heartbeat_at, current_task, kind,
     agent_pid, agent_started_at, server_pid, server_token, host, boot_id, evidence, activity,
-    activity_since, last_tool, roster_hash, worktree, branch, gist, gist_ms, title";
+    activity_since, last_tool, roster_hash, worktree, branch, gist, gist_ms, title, agent_cli";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
     Ok(SessionRow {
@@ -96,6 +98,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
         prompt_gist: r.get(21)?,
         prompt_gist_at_ms: r.get(22)?,
         title: r.get(23)?,
+        agent_cli: r.get(24)?,
     })
 }
 
@@ -123,6 +126,8 @@ pub struct Registration<'a> {
     pub sole_role: Option<LiveTest<'a>>,
     pub name: Option<&'a str>,
     pub kind: Option<&'a str>,
+    /// The CLI the agent process runs (`claude`, `codex`, `gemini`), when known.
+    pub cli: Option<&'a str>,
     /// `(server pid, instance token)` when a server registers; hooks pass `None`.
     pub server: Option<(i32, &'a str)>,
 }
@@ -137,6 +142,7 @@ impl<'a> Registration<'a> {
             sole_role: None,
             name: None,
             kind: None,
+            cli: None,
             server: None,
         }
     }
@@ -298,6 +304,14 @@ impl Store {
         Ok(self.conn.execute(
             "UPDATE sessions SET title=?2 WHERE session_id=?1",
             params![id, title],
+        )? > 0)
+    }
+
+    /// Records which CLI the session runs (`claude`, `codex`, `gemini`).
+    pub fn set_agent_cli(&self, id: &str, cli: &str) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE sessions SET agent_cli=?2 WHERE session_id=?1 AND agent_cli IS NOT ?2",
+            params![id, cli],
         )? > 0)
     }
 
@@ -575,6 +589,7 @@ fn register_in(
     }
     let name = pick(reg.name, base.and_then(|b| b.name.as_ref()));
     let kind = pick(reg.kind, base.and_then(|b| b.kind.as_ref()));
+    let agent_cli = pick(reg.cli, base.and_then(|b| b.agent_cli.as_ref()));
     let (server_pid, server_token) = match reg.server {
         Some((pid, tok)) => (Some(pid), Some(tok.to_string())),
         None => (
@@ -605,7 +620,7 @@ fn register_in(
         tx.execute(
             "UPDATE sessions SET role=?2, name=?3, kind=?4, last_heartbeat_at=?5,
                agent_pid=?6, agent_started_at=?7, host=?8, boot_id=?9, server_pid=?10,
-               server_token=?11, evidence=?12
+               server_token=?11, evidence=?12, agent_cli=?13
              WHERE session_id=?1",
             params![
                 reg.id.as_str(),
@@ -619,7 +634,8 @@ fn register_in(
                 boot,
                 server_pid,
                 server_token,
-                evidence.as_str()
+                evidence.as_str(),
+                agent_cli
             ],
         )?;
     } else {
@@ -628,8 +644,8 @@ fn register_in(
         tx.execute(
             "INSERT INTO sessions (session_id, id8, role, name, started_at, last_heartbeat_at,
                current_task, kind, agent_pid, agent_started_at, server_pid, server_token, host,
-               boot_id, evidence, activity, activity_since)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5, NULL, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'idle', ?5)",
+               boot_id, evidence, activity, activity_since, agent_cli)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, NULL, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'idle', ?5, ?14)",
             params![
                 reg.id.as_str(),
                 reg.id.id8(),
@@ -643,7 +659,8 @@ fn register_in(
                 server_token,
                 host,
                 boot,
-                evidence.as_str()
+                evidence.as_str(),
+                agent_cli
             ],
         )?;
         out.created = true;
