@@ -114,7 +114,8 @@ impl ProjectPaths {
         let Some(mine) = self.worktree.as_ref() else {
             return here();
         };
-        let abs = normalize(&cwd.join(file));
+        // Where the write lands: symlinks resolved (the last one too), `..` after them.
+        let abs = physical(&cwd.join(file));
         match Worktree::containing(abs.parent().unwrap_or(&abs)) {
             Some(w) if w.common_dir == mine.common_dir && w.root != mine.root => Located {
                 path: relativize(&w.root, cwd, file),
@@ -296,14 +297,10 @@ pub fn relativize(root: &Path, cwd: &Path, file: &str) -> String {
     } else {
         cwd.join(p)
     };
+    // Resolve symlinks so `link/a.rs`, `real/a.rs` and a symlink to `real/a.rs` agree:
+    // the file the write lands in is what claims and touches compare.
+    let resolved = physical(&abs);
     let abs = normalize(&abs);
-    // Resolve symlinks in the directory part so `link/a.rs` and `real/a.rs` agree.
-    let resolved = match (abs.parent(), abs.file_name()) {
-        (Some(dir), Some(name)) => fs::canonicalize(dir)
-            .map(|d| d.join(name))
-            .unwrap_or_else(|_| abs.clone()),
-        _ => abs.clone(),
-    };
     for cand in [&resolved, &abs] {
         if let Ok(rel) = cand.strip_prefix(root) {
             let s = rel.to_string_lossy().to_string();
@@ -313,6 +310,30 @@ pub fn relativize(root: &Path, cwd: &Path, file: &str) -> String {
         }
     }
     resolved.to_string_lossy().to_string()
+}
+
+/// The path the kernel would write for `p`: its longest existing prefix canonicalized
+/// (every symlink resolved, the last component's too, and `..` after a symlink taken as
+/// the kernel takes it), the part that does not exist yet appended lexically.
+fn physical(p: &Path) -> PathBuf {
+    let parts: Vec<Component> = p.components().collect();
+    for k in (1..=parts.len()).rev() {
+        let head: PathBuf = parts[..k].iter().collect();
+        if let Ok(real) = fs::canonicalize(&head) {
+            let mut out = real;
+            for c in &parts[k..] {
+                match c {
+                    Component::ParentDir => {
+                        out.pop();
+                    }
+                    Component::CurDir => {}
+                    other => out.push(other.as_os_str()),
+                }
+            }
+            return out;
+        }
+    }
+    normalize(p)
 }
 
 /// Lexically removes `.` and `..` components.
@@ -347,6 +368,15 @@ mod relativize_tests {
         assert_eq!(relativize(&root, &root.join("src"), "a.rs"), "src/a.rs");
         assert_eq!(relativize(&root, &root, "link/a.rs"), "src/a.rs");
         assert_eq!(relativize(&root, &root, "/etc/hosts"), "/etc/hosts");
+        // The last component a symlink: the file it names.
+        fs::write(root.join("src/b.rs"), "")?;
+        std::os::unix::fs::symlink("src/b.rs", root.join("alias.rs"))?;
+        assert_eq!(relativize(&root, &root, "alias.rs"), "src/b.rs");
+        // `..` after a symlink is the link target's parent, as the kernel sees it.
+        fs::create_dir_all(root.join("src/sub"))?;
+        std::os::unix::fs::symlink(root.join("src/sub"), root.join("deep"))?;
+        assert_eq!(relativize(&root, &root, "deep/../b.rs"), "src/b.rs");
+        assert_eq!(relativize(&root, &root, "deep/../new/c.rs"), "src/new/c.rs");
         Ok(())
     }
 }

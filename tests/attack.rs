@@ -1,0 +1,94 @@
+//! A hostile tester's findings: each test is an attack that once worked (or an odd
+//! newcomer's setup that once went wrong), kept so it stays fixed.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::path::Path;
+
+fn decision(out: &std::process::Output) -> (String, String) {
+    if out.stdout.is_empty() {
+        return (String::new(), String::new());
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let h = &v["hookSpecificOutput"];
+    (
+        h["permissionDecision"].as_str().unwrap_or("").to_string(),
+        format!(
+            "{}{}",
+            h["permissionDecisionReason"].as_str().unwrap_or(""),
+            h["additionalContext"].as_str().unwrap_or("")
+        ),
+    )
+}
+
+fn edit_in(id: &str, path: &str, cwd: &Path) -> String {
+    payload(
+        id,
+        json!({"cwd": cwd, "tool_name":"Edit",
+               "tool_input":{"file_path": path,"old_string":"a","new_string":"b"}}),
+    )
+}
+
+fn claim(p: &Project, args: &[&str]) {
+    let mut all = vec!["claim"];
+    all.extend_from_slice(args);
+    let out = p.run(&all);
+    assert!(out.status.success(), "claim {args:?}: {out:?}");
+}
+
+/// A symlink whose *last* component is the link (`alias.rs -> src/secret.rs`): an Edit of
+/// it writes the claimed file, so it must meet the claim on its target.
+#[test]
+fn a_symlinked_file_does_not_dodge_an_exclusive_claim() {
+    let p = Project::new();
+    std::fs::create_dir_all(p.root.join("src")).expect("mkdir");
+    std::fs::write(p.root.join("src/secret.rs"), "x").expect("write");
+    std::os::unix::fs::symlink("src/secret.rs", p.root.join("alias.rs")).expect("symlink");
+    let (_a, _ea) = p.session("aaaa0000-holder");
+    let (_b, eb) = p.session("bbbb0000-dodger");
+    claim(
+        &p,
+        &[
+            "--session",
+            "aaaa0000-holder",
+            "--exclusive",
+            "src/secret.rs",
+        ],
+    );
+    let out = p.hook(
+        "PreToolUse",
+        &edit_in("bbbb0000-dodger", "alias.rs", &p.root),
+        &eb,
+    );
+    let (d, why) = decision(&out);
+    assert_eq!(d, "deny", "edit through a file symlink: {why} {out:?}");
+}
+
+/// `link/../secret.rs` where `link` is a symlink to `src/sub`: the kernel resolves `..`
+/// after the link (it is `src/secret.rs`), a lexical clean-up says `secret.rs`.
+#[test]
+fn dot_dot_after_a_symlink_does_not_dodge_an_exclusive_claim() {
+    let p = Project::new();
+    std::fs::create_dir_all(p.root.join("src/sub")).expect("mkdir");
+    std::fs::write(p.root.join("src/secret.rs"), "x").expect("write");
+    std::os::unix::fs::symlink(p.root.join("src/sub"), p.root.join("link")).expect("symlink");
+    let (_a, _ea) = p.session("aaaa0000-holder");
+    let (_b, eb) = p.session("bbbb0000-dodger");
+    claim(
+        &p,
+        &[
+            "--session",
+            "aaaa0000-holder",
+            "--exclusive",
+            "src/secret.rs",
+        ],
+    );
+    let out = p.hook(
+        "PreToolUse",
+        &edit_in("bbbb0000-dodger", "link/../secret.rs", &p.root),
+        &eb,
+    );
+    let (d, why) = decision(&out);
+    assert_eq!(d, "deny", "edit through link/..: {why} {out:?}");
+}
