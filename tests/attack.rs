@@ -92,3 +92,19 @@ fn dot_dot_after_a_symlink_does_not_dodge_an_exclusive_claim() {
     let (d, why) = decision(&out);
     assert_eq!(d, "deny", "edit through link/..: {why} {out:?}");
 }
+
+/// A `.git` file naming a git dir that does not exist is no repository (git says so);
+/// a hook must not create a registry wherever that file points.
+#[test]
+fn a_dangling_gitdir_pointer_creates_nothing_outside_the_project() {
+    let p = Project::new();
+    std::fs::write(p.root.join(".git"), "gitdir: ../elsewhere/deep/gitdir\n").expect("write");
+    let (_a, _ea) = p.session("aaaa0000-odd");
+    let elsewhere = p.root.parent().expect("parent").join("elsewhere");
+    assert!(
+        !elsewhere.exists(),
+        "a hook created {} from a dangling .git pointer",
+        elsewhere.display()
+    );
+    assert!(p.state_dir().is_dir(), "the registry is the project's own");
+}
