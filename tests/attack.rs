@@ -108,3 +108,60 @@ fn a_dangling_gitdir_pointer_creates_nothing_outside_the_project() {
     );
     assert!(p.state_dir().is_dir(), "the registry is the project's own");
 }
+
+/// A repository with a commit and a linked worktree at `.claude/worktrees/feat`.
+fn repo(p: &Project) -> std::path::PathBuf {
+    std::fs::create_dir_all(p.root.join("src")).expect("mkdir");
+    std::fs::write(p.root.join("src/a.rs"), "fn a() {}\n").expect("write");
+    git(&p.root, &["init", "-q", "-b", "main"]);
+    git(&p.root, &["add", "."]);
+    git(&p.root, &["commit", "-qm", "init"]);
+    git(
+        &p.root,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            ".claude/worktrees/feat",
+            "-b",
+            "feat",
+        ],
+    );
+    p.root.join(".claude/worktrees/feat")
+}
+
+fn bash(id: &str, cmd: &str, cwd: &Path) -> String {
+    payload(
+        id,
+        json!({"cwd": cwd, "tool_name": "Bash", "tool_input": {"command": cmd}}),
+    )
+}
+
+fn status_entry(p: &Project, id: &str) -> Value {
+    let out = p.run(&["status", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("status json");
+    v.as_array()
+        .and_then(|a| a.iter().find(|e| e["session_id"] == id).cloned())
+        .unwrap_or(Value::Null)
+}
+
+/// A session whose working directory reaches a worktree through a symlink is in that
+/// worktree (same label), so hazards and scoped claims see it there.
+#[test]
+fn a_worktree_reached_through_a_symlink_has_its_own_label() {
+    let p = Project::new();
+    let feat = repo(&p);
+    let link = p.root.parent().expect("parent").join("feat-link");
+    std::os::unix::fs::symlink(&feat, &link).expect("symlink");
+    let (_b, b_env) = p.session_in("bbbbbbbb-feat", &feat);
+    // Claude Code reports the logical working directory.
+    let out = p.hook(
+        "UserPromptSubmit",
+        &payload("bbbbbbbb-feat", json!({"prompt": "go on", "cwd": link})),
+        &b_env,
+    );
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+    let e = status_entry(&p, "bbbbbbbb-feat");
+    assert_eq!(e["worktree"], ".claude/worktrees/feat", "{e}");
+}
+

@@ -130,8 +130,10 @@ impl ProjectPaths {
     /// branch. `None` outside git.
     pub fn place_of(&self, cwd: Option<&Path>) -> Option<(String, Option<String>)> {
         let mine = self.worktree.as_ref()?;
+        // The physical directory: a worktree reached through a symlink is that worktree.
         let w = cwd
-            .and_then(Worktree::containing)
+            .map(physical)
+            .and_then(|d| Worktree::containing(&d))
             .filter(|w| w.common_dir == mine.common_dir)
             .unwrap_or_else(|| mine.clone());
         Some((w.label(), w.branch()))
