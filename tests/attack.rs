@@ -165,3 +165,22 @@ fn a_worktree_reached_through_a_symlink_has_its_own_label() {
     assert_eq!(e["worktree"], ".claude/worktrees/feat", "{e}");
 }
 
+/// `@pa` addresses the prime session, so no session may take `pa` as its name (it could
+/// never be reached as @pa, and a sibling reading `@pa` would misread who is meant).
+#[test]
+fn names_that_parse_as_addresses_are_refused() {
+    let p = Project::new();
+    let agent = p.sleeping_agent();
+    let env = vec![
+        ("CLAUDE_PID", agent.id().to_string()),
+        ("ORCHESTRATOR_AGENT_NAME", "pa".to_string()),
+    ];
+    let out = p.hook(
+        "SessionStart",
+        &payload("aaaa0000-name", json!({"source": "startup"})),
+        &env,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let e = status_entry(&p, "aaaa0000-name");
+    assert_ne!(e["name"], "pa", "{e}");
+}
