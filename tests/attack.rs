@@ -145,6 +145,37 @@ fn status_entry(p: &Project, id: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// `git -C <worktree> stash` run from the main checkout moves the *other* worktree: the
+/// siblings with uncommitted changes there must be asked about, as for a plain
+/// `git stash` run inside it.
+#[test]
+fn git_dash_c_into_a_siblings_worktree_still_asks() {
+    let p = Project::new();
+    let feat = repo(&p);
+    let (_a, a_env) = p.session("aaaaaaaa-main");
+    let (_b, b_env) = p.session_in("bbbbbbbb-feat", &feat);
+    let out = p.hook(
+        "PreToolUse",
+        &edit_in(
+            "bbbbbbbb-feat",
+            &feat.join("src/a.rs").display().to_string(),
+            &feat,
+        ),
+        &b_env,
+    );
+    assert!(out.status.success(), "{out:?}");
+    std::fs::write(feat.join("src/a.rs"), "// B's work\n").expect("write");
+    for cmd in [
+        "git -C .claude/worktrees/feat stash",
+        "cd .claude/worktrees/feat && git reset --hard",
+    ] {
+        let out = p.hook("PreToolUse", &bash("aaaaaaaa-main", cmd, &p.root), &a_env);
+        let (d, why) = decision(&out);
+        assert_eq!(d, "ask", "{cmd}: {out:?}");
+        assert!(why.contains("SA-bbbbbbbb"), "{cmd}: {why}");
+    }
+}
+
 /// A session whose working directory reaches a worktree through a symlink is in that
 /// worktree (same label), so hazards and scoped claims see it there.
 #[test]

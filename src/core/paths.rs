@@ -130,13 +130,18 @@ impl ProjectPaths {
     /// branch. `None` outside git.
     pub fn place_of(&self, cwd: Option<&Path>) -> Option<(String, Option<String>)> {
         let mine = self.worktree.as_ref()?;
-        // The physical directory: a worktree reached through a symlink is that worktree.
         let w = cwd
-            .map(physical)
-            .and_then(|d| Worktree::containing(&d))
-            .filter(|w| w.common_dir == mine.common_dir)
+            .and_then(|d| self.worktree_at(d))
             .unwrap_or_else(|| mine.clone());
         Some((w.label(), w.branch()))
+    }
+
+    /// The worktree of this repository that contains `dir` (resolved physically: a
+    /// worktree reached through a symlink is that worktree). `None` outside git or in
+    /// another repository.
+    pub fn worktree_at(&self, dir: &Path) -> Option<Worktree> {
+        let mine = self.worktree.as_ref()?;
+        Worktree::containing(&physical(dir)).filter(|w| w.common_dir == mine.common_dir)
     }
 
     /// Creates the state dir (0700) with a `.gitignore` of `*`; idempotent. Refuses a
