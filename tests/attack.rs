@@ -215,3 +215,47 @@ fn names_that_parse_as_addresses_are_refused() {
     let e = status_entry(&p, "aaaa0000-name");
     assert_ne!(e["name"], "pa", "{e}");
 }
+
+fn owner_of(p: &Project, id: &str) -> Option<i64> {
+    status_entry(p, id)["agent_pid"].as_i64()
+}
+
+/// A hostile session's Bash starts its own `orchestrator serve` with the victim's id in
+/// `CLAUDE_CODE_SESSION_ID` (an environment variable it chooses) and calls tools: the
+/// server must not take the victim's row, nor act for it.
+#[test]
+fn a_server_started_with_a_siblings_id_in_its_environment_does_not_take_it() {
+    let p = Project::new();
+    let (v, v_env) = p.session("vvvvvvvv-victim");
+    let sent = p.run(&["send", "@SA-vvvvvvvv", "the deploy key rotates at noon"]);
+    assert!(sent.status.success(), "{sent:?}");
+    let mut h = p.agent_with_server(&[
+        ("CLAUDE_CODE_SESSION_ID", "vvvvvvvv-victim"),
+        ("ORCHESTRATOR_CHANNEL", "off"),
+    ]);
+    h.initialize();
+    let (t, _) = h.call("update_session_task", json!({"task": "pwned"}));
+    let (inbox, _) = h.call("inbox", json!({}));
+    assert_eq!(
+        owner_of(&p, "vvvvvvvv-victim"),
+        Some(v.id() as i64),
+        "the victim's row moved to the hostile agent: {t}"
+    );
+    assert_ne!(
+        status_entry(&p, "vvvvvvvv-victim")["current_task"],
+        "pwned",
+        "{t}"
+    );
+    assert!(
+        !inbox.contains("deploy key"),
+        "read the victim's mail: {inbox}"
+    );
+    // The victim's own hooks still work and its mail is still there.
+    let own = p.hook(
+        "UserPromptSubmit",
+        &payload("vvvvvvvv-victim", json!({"prompt": "mail?"})),
+        &v_env,
+    );
+    assert!(own.stderr.is_empty(), "{own:?}");
+    assert!(context(&own).contains("deploy key"), "{own:?}");
+}
