@@ -259,3 +259,25 @@ fn a_server_started_with_a_siblings_id_in_its_environment_does_not_take_it() {
     assert!(own.stderr.is_empty(), "{own:?}");
     assert!(context(&own).contains("deploy key"), "{own:?}");
 }
+
+/// The person's acting commands run in a directory without a registry (a typo'd
+/// directory, their home) fail saying so, and leave no state dir there for a later
+/// walk-up to take for a project's registry.
+#[test]
+fn acting_commands_outside_any_registry_create_nothing() {
+    let p = Project::new();
+    for args in [
+        &["send", "@all", "hi"][..],
+        &["claim", "--session", "aaaa0000-x", "src/a.rs"][..],
+        &["release", "--session", "aaaa0000-x"][..],
+        &["takeover", "@SA-aaaa0000"][..],
+        &["guard", "pre-commit"][..],
+    ] {
+        let out = p.run(args);
+        assert!(
+            !p.state_dir().exists(),
+            "{args:?} created {}: {out:?}",
+            p.state_dir().display()
+        );
+    }
+}
