@@ -281,3 +281,36 @@ fn acting_commands_outside_any_registry_create_nothing() {
         );
     }
 }
+
+/// A claim named by its path inside another worktree (`.claude/worktrees/feat/src/a.rs`
+/// from the main checkout) is that worktree's `src/a.rs`: it must hold against the edits
+/// there, not sit as a main-checkout path no edit ever has.
+#[test]
+fn a_claim_named_through_another_worktrees_path_protects_that_file() {
+    let p = Project::new();
+    let feat = repo(&p);
+    let (_a, _) = p.session("aaaaaaaa-main");
+    let (_b, b_env) = p.session_in("bbbbbbbb-feat", &feat);
+    for (i, pat) in [
+        ".claude/worktrees/feat/src/a.rs",
+        ".claude/worktrees/feat/src/*.rs",
+    ]
+    .iter()
+    .enumerate()
+    {
+        claim(&p, &["--session", "aaaaaaaa-main", "--exclusive", pat]);
+        let out = p.hook(
+            "PreToolUse",
+            &edit_in(
+                "bbbbbbbb-feat",
+                &feat.join("src/a.rs").display().to_string(),
+                &feat,
+            ),
+            &b_env,
+        );
+        let (d, why) = decision(&out);
+        assert_eq!(d, "deny", "claim #{i} {pat}: {why} {out:?}");
+        let out = p.run(&["release", "--session", "aaaaaaaa-main"]);
+        assert!(out.status.success(), "{out:?}");
+    }
+}

@@ -322,7 +322,7 @@ pub fn relativize(root: &Path, cwd: &Path, file: &str) -> String {
 /// The path the kernel would write for `p`: its longest existing prefix canonicalized
 /// (every symlink resolved, the last component's too, and `..` after a symlink taken as
 /// the kernel takes it), the part that does not exist yet appended lexically.
-fn physical(p: &Path) -> PathBuf {
+pub fn physical(p: &Path) -> PathBuf {
     let parts: Vec<Component> = p.components().collect();
     for k in (1..=parts.len()).rev() {
         let head: PathBuf = parts[..k].iter().collect();
@@ -341,6 +341,14 @@ fn physical(p: &Path) -> PathBuf {
         }
     }
     normalize(p)
+}
+
+/// The root of the worktree `path` lies in, when that is another worktree of the
+/// repository `root` is a worktree of.
+pub fn other_worktree(root: &Path, path: &Path) -> Option<PathBuf> {
+    let mine = Worktree::containing(root)?;
+    let w = Worktree::containing(&physical(path))?;
+    (w.common_dir == mine.common_dir && w.root != mine.root).then_some(w.root)
 }
 
 /// Lexically removes `.` and `..` components.
