@@ -314,3 +314,39 @@ fn a_claim_named_through_another_worktrees_path_protects_that_file() {
         assert!(out.status.success(), "{out:?}");
     }
 }
+
+/// A sibling's Bash that detaches from its agent (double fork, `setsid`, `CLAUDE_PID`
+/// unset) looks like the person's own shell, which may act for any session: it takes the
+/// victim's mail. Any same-user process can also open the database itself, so this is a
+/// limit of the trust model (who is "under an agent" is read from the process tree),
+/// not a bug with a small fix.
+#[test]
+#[ignore = "limit of the trust model: a process that leaves its agent's process tree and drops CLAUDE_PID is taken for the person's shell"]
+fn a_detached_process_cannot_read_a_siblings_mail() {
+    let p = Project::new();
+    let (_v, _) = p.session("vvvvvvvv-victim");
+    let sent = p.run(&["send", "@SA-vvvvvvvv", "the deploy key rotates at noon"]);
+    assert!(sent.status.success(), "{sent:?}");
+    let pl = p.root.join("pl");
+    let stolen = p.root.join("stolen");
+    std::fs::write(&pl, payload("vvvvvvvv-victim", json!({"prompt": "mail?"}))).expect("write");
+    let script = format!(
+        "(env -u CLAUDE_PID setsid {BIN} hook UserPromptSubmit < {} > {}.tmp 2>&1; mv {}.tmp {} ) &",
+        pl.display(),
+        stolen.display(),
+        stolen.display(),
+        stolen.display()
+    );
+    let out = p
+        .cmd(&p.claude)
+        .args(["sh", "-c", &script])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{out:?}");
+    assert!(wait_until(std::time::Duration::from_secs(20), || stolen.exists()));
+    let got = std::fs::read_to_string(&stolen).unwrap_or_default();
+    assert!(
+        !got.contains("deploy key"),
+        "mail read by a detached process: {got}"
+    );
+}
