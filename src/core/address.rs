@@ -236,23 +236,38 @@ pub fn resolve(
 pub fn one_session(text: &str, rows: &[SessionRow]) -> Result<String, String> {
     let t = text.trim();
     let bare = t.strip_prefix('@').unwrap_or(t);
+    let id_form = bare.starts_with("SA-");
     let prefix = bare.strip_prefix("SA-").unwrap_or(bare);
-    if let Some(r) = rows.iter().find(|r| r.session_id == prefix) {
+    // `@name` is a name, as in a message's address; only a bare word may be either.
+    let name_only = t.starts_with('@') && !id_form;
+    if let Some(r) = rows.iter().find(|r| r.session_id == prefix && !name_only) {
         return Ok(r.session_id.clone());
     }
     let refs: Vec<&SessionRow> = rows.iter().collect();
-    let by_prefix: Vec<&SessionRow> = if prefix.is_empty() || SessionId::parse(prefix).is_err() {
+    let by_prefix: Vec<&SessionRow> =
+        if name_only || prefix.is_empty() || SessionId::parse(prefix).is_err() {
+            Vec::new()
+        } else {
+            rows.iter()
+                .filter(|r| r.session_id.starts_with(prefix))
+                .collect()
+        };
+    let by_name: Vec<&SessionRow> = if id_form {
         Vec::new()
     } else {
         rows.iter()
-            .filter(|r| r.session_id.starts_with(prefix))
+            .filter(|r| r.name.as_deref() == Some(bare))
             .collect()
     };
-    let by_name: Vec<&SessionRow> = rows
-        .iter()
-        .filter(|r| r.name.as_deref() == Some(bare))
-        .collect();
     match (by_prefix.as_slice(), by_name.as_slice()) {
+        // A sibling may take as its name a prefix of another's id: a bare word meaning
+        // both is refused, never guessed.
+        ([a], [b]) if a.session_id != b.session_id => Err(format!(
+            "{:?} is a prefix of SA-{} and the name of SA-{}: use SA-<id8> or @name",
+            inline(t, text::NAME),
+            inline(&a.id8, text::NAME),
+            inline(&b.id8, text::NAME)
+        )),
         ([one], _) | ([], [one]) => Ok(one.session_id.clone()),
         ([], []) => Err(format!(
             "no session matches {:?} ({}); use an id as `orchestrator status` shows it",
@@ -437,5 +452,20 @@ mod tests {
         let none = one_session("@SA-cccc", &rows).unwrap_err();
         assert!(none.contains("no session matches"), "{none}");
         assert!(one_session("../etc", &rows).is_err());
+        // A name that is also a prefix of another session's id.
+        let rows = vec![
+            row("cafe0000-victim", None, "subordinate"),
+            row("bbbb4444-hostile", Some("cafe"), "subordinate"),
+        ];
+        assert_eq!(
+            one_session("@cafe", &rows).as_deref(),
+            Ok("bbbb4444-hostile")
+        );
+        assert_eq!(
+            one_session("SA-cafe", &rows).as_deref(),
+            Ok("cafe0000-victim")
+        );
+        let both = one_session("cafe", &rows).unwrap_err();
+        assert!(both.contains("use SA-<id8> or @name"), "{both}");
     }
 }

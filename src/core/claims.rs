@@ -212,6 +212,11 @@ pub fn normalize(root: &Path, cwd: &Path, input: &str) -> Result<String, String>
         Some(c) => input.split_at(c),
         None => (input, ""),
     };
+    // A path inside another worktree of this repository (`.claude/worktrees/feat/src`)
+    // is that worktree's path (`src`), as edits there are located.
+    let other = paths::other_worktree(root, &cwd.join(head));
+    let root = other.as_deref().unwrap_or(root);
+    let cwd = paths::physical(cwd);
     let rel = if head.is_empty() {
         // A bare glob is relative to the working directory.
         match cwd.strip_prefix(root) {
@@ -224,7 +229,7 @@ pub fn normalize(root: &Path, cwd: &Path, input: &str) -> Result<String, String>
             }
         }
     } else {
-        let r = paths::relativize(root, cwd, head.trim_end_matches('/'));
+        let r = paths::relativize(root, &cwd, head.trim_end_matches('/'));
         if r.starts_with('/') {
             return Err(format!(
                 "{input} is outside the project ({}): claims cover project files only",

@@ -2,12 +2,16 @@
 //! branch out from under one.
 
 use crate::core::shell;
+use std::path::PathBuf;
 
 /// One git invocation in a command line: the words from `git` on, and the index of its
 /// subcommand.
 struct GitCall<'a> {
     words: &'a [String],
     sub: usize,
+    /// Where it runs, relative to the command line's starting directory: the `cd`s
+    /// before it and its own `-C` options.
+    dir: PathBuf,
 }
 
 impl GitCall<'_> {
@@ -27,15 +31,30 @@ impl GitCall<'_> {
 /// Every git invocation in `command`, with global options skipped.
 fn git_calls(segments: &[Vec<String>]) -> Vec<GitCall<'_>> {
     let mut out = Vec::new();
+    let mut cwd = PathBuf::new();
     for words in segments {
         let Some(g) = shell::command_word(words) else {
             continue;
         };
+        if words[g] == "cd" {
+            // `cd`, `cd -` and `cd ~` go where this cannot follow: the start is a guess.
+            match words.get(g + 1).map(String::as_str) {
+                Some(d) if d != "-" && !d.starts_with('~') => cwd = cwd.join(d),
+                _ => {}
+            }
+            continue;
+        }
         if !(words[g] == "git" || words[g].ends_with("/git")) {
             continue;
         }
+        let mut dir = cwd.clone();
         let mut i = g + 1;
         while i < words.len() && words[i].starts_with('-') {
+            if words[i] == "-C" {
+                if let Some(d) = words.get(i + 1) {
+                    dir = dir.join(d);
+                }
+            }
             if matches!(words[i].as_str(), "-C" | "-c" | "--git-dir" | "--work-tree") {
                 i += 1;
             }
@@ -45,6 +64,7 @@ fn git_calls(segments: &[Vec<String>]) -> Vec<GitCall<'_>> {
             out.push(GitCall {
                 words: &words[g..],
                 sub: i - g,
+                dir,
             });
         }
     }
@@ -54,6 +74,12 @@ fn git_calls(segments: &[Vec<String>]) -> Vec<GitCall<'_>> {
 /// If `command` runs a git operation that rewrites the working tree it runs in, the
 /// offending git invocation (for the warning text).
 pub fn tree_mover(command: &str) -> Option<String> {
+    tree_mover_in(command).map(|(git, _)| git)
+}
+
+/// [`tree_mover`] with the directory that git call moves, relative to where the command
+/// line starts (`cd x && git stash`, `git -C x reset --hard`: `x`).
+pub fn tree_mover_in(command: &str) -> Option<(String, PathBuf)> {
     let segs = shell::segments(command);
     git_calls(&segs).into_iter().find_map(|c| {
         let args = c.args();
@@ -67,7 +93,7 @@ pub fn tree_mover(command: &str) -> Option<String> {
             }),
             _ => false,
         };
-        hazardous.then(|| c.text())
+        hazardous.then(|| (c.text(), c.dir.clone()))
     })
 }
 
@@ -198,5 +224,22 @@ mod tests {
             assert!(pulls(c).is_empty(), "{c}");
         }
         assert!(tree_mover("git worktree remove ../wt").is_none());
+    }
+
+    #[test]
+    fn a_tree_mover_knows_the_directory_it_moves() {
+        for (c, dir) in [
+            ("git stash", ""),
+            ("git -C wt/feat stash", "wt/feat"),
+            ("cd wt && git -C feat reset --hard", "wt/feat"),
+            ("cd /abs/wt; git checkout main", "/abs/wt"),
+            ("cd - && git stash", ""),
+        ] {
+            assert_eq!(
+                tree_mover_in(c).map(|(_, d)| d),
+                Some(PathBuf::from(dir)),
+                "{c}"
+            );
+        }
     }
 }

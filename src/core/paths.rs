@@ -114,7 +114,8 @@ impl ProjectPaths {
         let Some(mine) = self.worktree.as_ref() else {
             return here();
         };
-        let abs = normalize(&cwd.join(file));
+        // Where the write lands: symlinks resolved (the last one too), `..` after them.
+        let abs = physical(&cwd.join(file));
         match Worktree::containing(abs.parent().unwrap_or(&abs)) {
             Some(w) if w.common_dir == mine.common_dir && w.root != mine.root => Located {
                 path: relativize(&w.root, cwd, file),
@@ -130,10 +131,17 @@ impl ProjectPaths {
     pub fn place_of(&self, cwd: Option<&Path>) -> Option<(String, Option<String>)> {
         let mine = self.worktree.as_ref()?;
         let w = cwd
-            .and_then(Worktree::containing)
-            .filter(|w| w.common_dir == mine.common_dir)
+            .and_then(|d| self.worktree_at(d))
             .unwrap_or_else(|| mine.clone());
         Some((w.label(), w.branch()))
+    }
+
+    /// The worktree of this repository that contains `dir` (resolved physically: a
+    /// worktree reached through a symlink is that worktree). `None` outside git or in
+    /// another repository.
+    pub fn worktree_at(&self, dir: &Path) -> Option<Worktree> {
+        let mine = self.worktree.as_ref()?;
+        Worktree::containing(&physical(dir)).filter(|w| w.common_dir == mine.common_dir)
     }
 
     /// Creates the state dir (0700) with a `.gitignore` of `*`; idempotent. Refuses a
@@ -296,14 +304,10 @@ pub fn relativize(root: &Path, cwd: &Path, file: &str) -> String {
     } else {
         cwd.join(p)
     };
+    // Resolve symlinks so `link/a.rs`, `real/a.rs` and a symlink to `real/a.rs` agree:
+    // the file the write lands in is what claims and touches compare.
+    let resolved = physical(&abs);
     let abs = normalize(&abs);
-    // Resolve symlinks in the directory part so `link/a.rs` and `real/a.rs` agree.
-    let resolved = match (abs.parent(), abs.file_name()) {
-        (Some(dir), Some(name)) => fs::canonicalize(dir)
-            .map(|d| d.join(name))
-            .unwrap_or_else(|_| abs.clone()),
-        _ => abs.clone(),
-    };
     for cand in [&resolved, &abs] {
         if let Ok(rel) = cand.strip_prefix(root) {
             let s = rel.to_string_lossy().to_string();
@@ -313,6 +317,38 @@ pub fn relativize(root: &Path, cwd: &Path, file: &str) -> String {
         }
     }
     resolved.to_string_lossy().to_string()
+}
+
+/// The path the kernel would write for `p`: its longest existing prefix canonicalized
+/// (every symlink resolved, the last component's too, and `..` after a symlink taken as
+/// the kernel takes it), the part that does not exist yet appended lexically.
+pub fn physical(p: &Path) -> PathBuf {
+    let parts: Vec<Component> = p.components().collect();
+    for k in (1..=parts.len()).rev() {
+        let head: PathBuf = parts[..k].iter().collect();
+        if let Ok(real) = fs::canonicalize(&head) {
+            let mut out = real;
+            for c in &parts[k..] {
+                match c {
+                    Component::ParentDir => {
+                        out.pop();
+                    }
+                    Component::CurDir => {}
+                    other => out.push(other.as_os_str()),
+                }
+            }
+            return out;
+        }
+    }
+    normalize(p)
+}
+
+/// The root of the worktree `path` lies in, when that is another worktree of the
+/// repository `root` is a worktree of.
+pub fn other_worktree(root: &Path, path: &Path) -> Option<PathBuf> {
+    let mine = Worktree::containing(root)?;
+    let w = Worktree::containing(&physical(path))?;
+    (w.common_dir == mine.common_dir && w.root != mine.root).then_some(w.root)
 }
 
 /// Lexically removes `.` and `..` components.
@@ -347,6 +383,15 @@ mod relativize_tests {
         assert_eq!(relativize(&root, &root.join("src"), "a.rs"), "src/a.rs");
         assert_eq!(relativize(&root, &root, "link/a.rs"), "src/a.rs");
         assert_eq!(relativize(&root, &root, "/etc/hosts"), "/etc/hosts");
+        // The last component a symlink: the file it names.
+        fs::write(root.join("src/b.rs"), "")?;
+        std::os::unix::fs::symlink("src/b.rs", root.join("alias.rs"))?;
+        assert_eq!(relativize(&root, &root, "alias.rs"), "src/b.rs");
+        // `..` after a symlink is the link target's parent, as the kernel sees it.
+        fs::create_dir_all(root.join("src/sub"))?;
+        std::os::unix::fs::symlink(root.join("src/sub"), root.join("deep"))?;
+        assert_eq!(relativize(&root, &root, "deep/../b.rs"), "src/b.rs");
+        assert_eq!(relativize(&root, &root, "deep/../new/c.rs"), "src/new/c.rs");
         Ok(())
     }
 }

@@ -27,19 +27,25 @@ impl Worktree {
         let mut dir = Some(path);
         for _ in 0..MAX_DEPTH {
             let d = dir?;
-            if let Some(wt) = Self::at(d) {
-                return Some(wt);
+            // As git does, the first `.git` entry decides: one that is no repository (a
+            // pointer to a missing git dir) makes this no worktree, not its parent's.
+            if fs::symlink_metadata(d.join(".git")).is_ok() {
+                return Self::at(d);
             }
             dir = d.parent();
         }
         None
     }
 
-    /// The worktree whose top directory is exactly `dir`, if `dir/.git` says so.
+    /// The worktree whose top directory is exactly `dir`, if `dir/.git` says so: a git dir
+    /// with a `HEAD` file, and a common dir that is a directory. A `.git` file pointing
+    /// anywhere else names no repository (git refuses it too), so nothing is ever created
+    /// where it points.
     pub fn at(dir: &Path) -> Option<Self> {
         let dot_git = dir.join(".git");
         let meta = fs::symlink_metadata(&dot_git).ok()?;
         if meta.is_dir() {
+            read_small(&dot_git.join("HEAD"))?;
             return Some(Self {
                 root: dir.to_path_buf(),
                 git_dir: dot_git.clone(),
@@ -56,6 +62,10 @@ impl Worktree {
         let common_dir = read_small(&git_dir.join("commondir"))
             .map(|c| absolute(&git_dir, Path::new(c.trim())))
             .unwrap_or_else(|| git_dir.clone());
+        read_small(&git_dir.join("HEAD"))?;
+        if !fs::metadata(&common_dir).is_ok_and(|m| m.is_dir()) {
+            return None;
+        }
         Some(Self {
             root: dir.to_path_buf(),
             git_dir,

@@ -33,15 +33,24 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
         &serde_json::to_string(&tree)?,
     )?;
     ctx.store.heartbeat(ctx.id.as_str())?;
-    let here = ctx.paths.place_of(Some(&ctx.cwd())).map(|(wt, _)| wt);
     if let Some(why) = pulled_from_under(ctx)? {
         env.decision = Some(("ask", why));
         return Ok(env);
     }
-    let Some(git) = hazards::tree_mover(command(ctx)) else {
+    let Some((git, dir)) = hazards::tree_mover_in(command(ctx)) else {
         return Ok(env);
     };
-    let dirty = ledger::dirty(&tree);
+    // The worktree that git call moves (`cd x && …`, `git -C x …`, or a cwd in another
+    // worktree) and its uncommitted files, which may not be this session's checkout.
+    let target = ctx.paths.worktree_at(&ctx.cwd().join(dir));
+    let here = target
+        .as_ref()
+        .map(|w| w.label())
+        .or_else(|| ctx.paths.place_of(Some(&ctx.cwd())).map(|(wt, _)| wt));
+    let theirs = target
+        .filter(|w| w.root != ctx.paths.root)
+        .map(|w| ledger::snapshot(&w.root));
+    let dirty = ledger::dirty(theirs.as_ref().unwrap_or(&tree));
     if dirty.is_empty() {
         return Ok(env);
     }

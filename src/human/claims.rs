@@ -101,7 +101,7 @@ pub fn claim(opts: &ClaimOpts<'_>, paths_in: &[String]) -> Result<i32> {
         reason,
         worktree_only,
     } = *opts;
-    let (paths, store) = super::open()?;
+    let (paths, store) = super::open_registry()?;
     let me = resolve_session(&store, &paths, session)?;
     let ttl = ttl
         .map(claims::parse_ttl)
@@ -145,7 +145,7 @@ pub fn claim(opts: &ClaimOpts<'_>, paths_in: &[String]) -> Result<i32> {
 }
 
 pub fn release(session: Option<&str>, paths_in: &[String]) -> Result<i32> {
-    let (paths, store) = super::open()?;
+    let (paths, store) = super::open_registry()?;
     let me = resolve_session(&store, &paths, session)?;
     match claims::release(&store, &me, &paths.root, &cwd(), paths_in)? {
         Ok(r) if r.is_empty() => println!("no claims held"),
@@ -229,7 +229,10 @@ pub fn guard_install() -> Result<i32> {
 
 /// The pre-commit check: staged paths under another live session's exclusive claim.
 pub fn guard_pre_commit() -> Result<i32> {
-    let (paths, store) = super::open()?;
+    // No registry, no claims: nothing to refuse, and nothing to create.
+    let Some((paths, store)) = super::open_existing_quietly()? else {
+        return Ok(0);
+    };
     let out = Command::new("git")
         .arg("-C")
         .arg(&paths.root)

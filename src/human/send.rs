@@ -9,7 +9,7 @@ use crate::core::{address, clock, doorbell, liveness, mailbox, roles};
 use anyhow::{bail, Result};
 
 pub fn run(to: &str, body: &str, queue: bool) -> Result<i32> {
-    let (paths, mut store) = super::open()?;
+    let (paths, mut store) = super::open_registry()?;
     let from = sender(&store)?;
     match mailbox::send(&mut store, &from, to, body, None, queue, &SystemProbe) {
         Ok(mut sent) => {
@@ -60,7 +60,7 @@ fn sender(store: &Store) -> Result<Sender> {
 }
 
 pub fn takeover(to: &str) -> Result<i32> {
-    let (paths, store) = super::open()?;
+    let (paths, store) = super::open_registry()?;
     let targets = address::parse(to).map_err(anyhow::Error::msg)?;
     let live = liveness::live(
         store.all_sessions()?,

@@ -122,7 +122,7 @@ impl ServerState {
             Some(a) => self.store().owned_by(&a)?,
             None => None,
         };
-        let found = match hooked.and_then(|h| SessionId::parse(&h).ok()) {
+        let found = match hooked.as_deref().and_then(|h| SessionId::parse(h).ok()) {
             Some(id) => Some(Binding {
                 id,
                 evidence: Evidence::Explicit,
@@ -138,6 +138,22 @@ impl ServerState {
             }
         };
         let Some(mut b) = found else { return Ok(None) };
+        // The environment is the launcher's word, and a sibling's Bash may launch a server
+        // with anyone's id in it: like a hook, a server never takes the session another
+        // live agent process owns (unless this agent's own harness file names it).
+        if hooked.is_none() && !b.evidence.is_provisional() {
+            let row = self.store().get(b.id.as_str())?;
+            if let Err(why) = crate::core::identity::trust::may_act_for(
+                row.as_ref(),
+                self.agent,
+                crate::core::clock::now_ms(),
+                &SystemProbe,
+                crate::core::liveness::Policy::from_env(),
+            ) {
+                self.log_foreign(&format!("{} names {why}", b.evidence.as_str()));
+                return Ok(None);
+            }
+        }
         // Weak evidence (a per-PID anchor, the shared legacy file) may name a session of
         // *another* process — the legacy file is last-writer-wins across terminals. Taking
         // that id would make two agents one session, or bring a dead one back as a phantom

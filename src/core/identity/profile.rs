@@ -34,8 +34,8 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     }
     if name.starts_with("SA-")
         || name.eq_ignore_ascii_case("all")
-        || name == "PA"
-        || name == "PrimeAgent"
+        || name.eq_ignore_ascii_case("pa")
+        || name.eq_ignore_ascii_case("PrimeAgent")
         || name == "human"
     {
         return Err(format!(
