@@ -694,3 +694,80 @@ fn a_session_launched_in_bypass_mode_is_held_from_its_start() {
     assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
     assert_eq!(status_of(&p, "flagged0-ffff")["wake"], "doorbell");
 }
+
+#[test]
+fn a_codex_session_is_woken_through_codex_queue_once_per_burst() {
+    let p = Project::new();
+    let rid = "c0dex000-cccc";
+    let (_r, env) = session(&p, rid, None);
+    // The row says the session runs Codex CLI (its hooks would have recorded that).
+    let db = p.state_dir().join("agent-channel/agent_channel.db");
+    rusqlite::Connection::open(db)
+        .and_then(|c| {
+            c.execute(
+                "UPDATE sessions SET agent_cli='codex' WHERE session_id=?1",
+                [rid],
+            )
+        })
+        .expect("mark codex");
+    // A fake `codex` on PATH records how it was called.
+    let bin = p.root.parent().expect("parent").join("codexbin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let calls = bin.join("calls");
+    let fake = bin.join("codex");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\n",
+            calls.display()
+        ),
+    )
+    .expect("write");
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let send_codex = |body: &str| {
+        let out = p
+            .cmd(Path::new(BIN))
+            .env("PATH", &path)
+            .args(["send", "@SA-c0dex000", body])
+            .output()
+            .expect("send");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let first = send_codex("rebase onto main please");
+    assert!(first.contains("woke SA-c0dex000"), "{first}");
+    let second = send_codex("and run the tests");
+    assert!(
+        !second.contains("woke SA-c0dex000"),
+        "a burst rings once: {second}"
+    );
+    let mut seen = String::new();
+    for _ in 0..200 {
+        seen = std::fs::read_to_string(&calls).unwrap_or_default();
+        if !seen.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(seen.lines().count(), 1, "{seen}");
+    assert!(
+        seen.starts_with(&format!("queue --thread={rid} --message=")),
+        "{seen}"
+    );
+    assert!(
+        !seen.contains("rebase onto main"),
+        "the body never rides the wake: {seen}"
+    );
+    // The turn it starts delivers both bodies through the hook, as for Claude Code.
+    let ctx = prompt(&p, rid, "(woken)", &env);
+    assert!(
+        ctx.contains("rebase onto main please") && ctx.contains("and run the tests"),
+        "{ctx}"
+    );
+}

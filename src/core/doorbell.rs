@@ -393,7 +393,10 @@ pub struct Target {
 
 #[derive(Debug, Clone)]
 struct Ring {
+    /// Claude Code's messaging socket; empty when the ring goes through `codex queue`.
     socket: String,
+    /// The Codex CLI binary that queues a turn for this session (Codex has no socket).
+    codex: Option<PathBuf>,
     stamp: i64,
     bypass: bool,
     busy: bool,
@@ -450,7 +453,11 @@ pub fn plan(
                 continue;
             }
         };
-        let Some(socket) = socket_of(&wake) else {
+        let codex = (socket_of(&wake).is_none())
+            .then(|| codex_of(store, r))
+            .flatten();
+        let Some(socket) = socket_of(&wake).or_else(|| codex.as_ref().map(|_| String::new()))
+        else {
             let c = if waiter_runs(&wake) {
                 code::WAITER
             } else {
@@ -459,7 +466,7 @@ pub fn plan(
             targets.push(t(c, None));
             continue;
         };
-        if own.as_deref() == Some(socket.as_str()) {
+        if !socket.is_empty() && own.as_deref() == Some(socket.as_str()) {
             targets.push(t(code::SELF, None));
             continue;
         }
@@ -467,6 +474,7 @@ pub fn plan(
             Ok(Claim::Ring(stamp)) => targets.push(Target {
                 ring: Some(Ring {
                     socket,
+                    codex,
                     stamp,
                     bypass: wake.bypass(),
                     busy: is_busy(&wake),
@@ -495,6 +503,16 @@ fn socket_of(wake: &WakeRow) -> Option<String> {
         .or_else(|| harness_file(agent).and_then(|h| h.messaging_socket))
 }
 
+/// For a Codex CLI session, the binary that queues its next turn: the one its agent process
+/// runs when on this host, else `codex` from PATH.
+fn codex_of(store: &Store, id: &str) -> Option<PathBuf> {
+    let row = store.get(id).ok().flatten()?;
+    if crate::core::wake::how(row.agent_cli.as_deref()) != crate::core::wake::Wake::CodexQueue {
+        return None;
+    }
+    Some(crate::core::wake::codex_program(&row))
+}
+
 fn waiter_runs(wake: &WakeRow) -> bool {
     wake.waiter
         .is_some_and(|w| SystemProbe.is_alive(w.pid, w.start_ticks))
@@ -517,7 +535,14 @@ pub fn ring(plan: &mut Plan, root: &Path) {
             t.code = code::REFUSED.into();
             return;
         }
-        let sent = validate(&r.socket).and_then(|p| ring_socket(&p, line.as_bytes(), deadline));
+        let sent = match r.codex.as_deref() {
+            // Codex CLI wakes an idle session natively: `codex queue` starts its next turn.
+            Some(program) => {
+                crate::core::wake::wake_codex_with(program, &t.recipient, &ring_content(&announce))
+                    .map_err(|e| Why::from(format!("{e:#}")))
+            }
+            None => validate(&r.socket).and_then(|p| ring_socket(&p, line.as_bytes(), deadline)),
+        };
         match sent {
             Ok(()) => {
                 t.rung_at_ms = Some(clock::now_ms());

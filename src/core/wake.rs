@@ -3,10 +3,9 @@
 //! `codex queue --thread <session id> --message <text>` (a new turn in 0.3–8 s, observed);
 //! Gemini CLI has no native wake: its sessions get their mail at their next turn.
 //!
-//! Hook-in for the doorbell: where a message to an idle recipient rings Claude Code, call
-//! [`how`] with the recipient row's `agent_cli` and, for [`Wake::CodexQueue`], ring with
-//! [`wake_codex_for`] (the notice text only; the hook on the turn it starts delivers the
-//! body, as with the doorbell).
+//! `doorbell::plan` asks [`how`] for a recipient without a socket: a Codex session is rung
+//! with [`wake_codex_with`] (the fixed notice only, claimed once per burst like a doorbell
+//! ring); the hook on the turn it starts delivers the body.
 
 use crate::core::identity::{AgentCli, SessionId};
 use crate::core::store::SessionRow;
@@ -62,15 +61,18 @@ pub fn wake_codex(session_id: &str, text: &str) -> Result<()> {
 /// [`wake_codex`] for the session of `row`, with the very binary its agent process runs
 /// when it is on this host (`/proc/<pid>/exe`), else `codex` from PATH.
 pub fn wake_codex_for(row: &SessionRow, text: &str) -> Result<()> {
-    let exe = row
-        .local_agent()
+    wake_codex_with(&codex_program(row), &row.session_id, text)
+}
+
+/// The codex binary `row`'s agent process runs (`/proc/<pid>/exe`), else `codex`.
+pub fn codex_program(row: &SessionRow) -> PathBuf {
+    row.local_agent()
         .and_then(|a| std::fs::read_link(format!("/proc/{}/exe", a.pid)).ok())
         .filter(|p| {
             p.file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with("codex"))
-        });
-    let program = exe.unwrap_or_else(|| PathBuf::from("codex"));
-    wake_codex_with(&program, &row.session_id, text)
+        })
+        .unwrap_or_else(|| PathBuf::from("codex"))
 }
 
 /// [`wake_codex`] with `program` as the codex binary.
