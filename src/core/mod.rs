@@ -21,3 +21,4 @@ pub mod settings;
 pub mod shell;
 pub mod store;
 pub mod text;
+pub mod treewatch;

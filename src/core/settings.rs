@@ -48,6 +48,9 @@ pub struct Settings {
     pub guard_override: bool,
     /// `ORCHESTRATOR_SHARE_PROMPTS=0`: keep prompts private; siblings see only set tasks.
     pub share_prompts: bool,
+    /// `ORCHESTRATOR_LEDGER_WATCH=0`: `serve` does not watch the checkout; Bash commands
+    /// are attributed from `git status` snapshots.
+    pub ledger_watch: bool,
     /// Values that were set but not valid (each fell back to its default).
     pub problems: Vec<Problem>,
 }
@@ -86,6 +89,7 @@ pub const KNOWN: &[(&str, &str, &str)] = &[
     (WATCH, SECS_FRACTION, "2"),
     (GUARD_OVERRIDE, "`1` (or `0`)", "0"),
     (SHARE_PROMPTS, "`1` or `0`", "1"),
+    (LEDGER_WATCH, "`1` or `0`", "1"),
 ];
 
 const STALE: &str = "ORCHESTRATOR_STALE_SECS";
@@ -100,6 +104,7 @@ const SESSION_KIND: &str = "ORCHESTRATOR_SESSION_KIND";
 const WATCH: &str = "ORCHESTRATOR_WATCH_SECS";
 const GUARD_OVERRIDE: &str = "ORCHESTRATOR_GUARD_OVERRIDE";
 const SHARE_PROMPTS: &str = "ORCHESTRATOR_SHARE_PROMPTS";
+const LEDGER_WATCH: &str = "ORCHESTRATOR_LEDGER_WATCH";
 /// Not a setting (it says where the project is) but an expected `ORCHESTRATOR_*` name.
 const PROJECT_ROOT: &str = "ORCHESTRATOR_PROJECT_ROOT";
 
@@ -172,6 +177,7 @@ impl Settings {
         };
         let guard_override = r.read(GUARD_OVERRIDE, flag);
         let share_prompts = r.read(SHARE_PROMPTS, flag);
+        let ledger_watch = r.read(LEDGER_WATCH, flag);
         Self {
             stale_after_ms: stale.map_or(liveness::STALE_AFTER_MS, |s| s * 1000),
             heartbeat: heartbeat.unwrap_or(Duration::from_secs(30)),
@@ -185,6 +191,7 @@ impl Settings {
             watch_every: watch.unwrap_or(Duration::from_secs(2)),
             guard_override: guard_override.unwrap_or(false),
             share_prompts: share_prompts.unwrap_or(true),
+            ledger_watch: ledger_watch.unwrap_or(true),
             problems: r.problems,
         }
     }

@@ -22,6 +22,8 @@ pub struct HookInput {
     pub reason: Option<String>,
     /// SessionStart: the title the client gave the session, if any.
     pub session_title: Option<String>,
+    /// Pre/PostToolUse: pairs a tool call's two hooks (the Bash ledger's window key).
+    pub tool_use_id: Option<String>,
 }
 
 /// Reads at most [`MAX_PAYLOAD`] bytes from `r` and parses them.
