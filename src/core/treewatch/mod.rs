@@ -47,6 +47,10 @@ pub struct TreeInfo {
     pub dirs: usize,
     pub entries: usize,
     pub answered: u64,
+    #[serde(default)]
+    pub full_runs: u64,
+    #[serde(default)]
+    pub path_runs: u64,
 }
 
 /// The answer to a [`Request`]. `ok: false` always carries `why`.

@@ -205,6 +205,8 @@ fn info(t: &Tree) -> TreeInfo {
         dirs: t.dirs(),
         entries: t.entries(),
         answered: t.answered,
+        full_runs: t.full_runs,
+        path_runs: t.path_runs,
     }
 }
 

@@ -60,6 +60,7 @@ pub struct Window {
 
 struct Git {
     git_dir: PathBuf,
+    common_dir: PathBuf,
     index: Index,
     /// Why the index cannot be read natively now (a merge in progress, sparse checkout,
     /// ...): meanwhile every path is asked of `git status`.
@@ -100,6 +101,10 @@ pub struct Tree {
     /// Why this checkout is not covered (then every command falls back to `git status`).
     pub uncovered: Option<String>,
     pub answered: u64,
+    /// Whole `git status` runs (start, HEAD or index objects moved, `.gitignore`, lost
+    /// events) and path-limited ones: the work that is not proportional to the change.
+    pub full_runs: u64,
+    pub path_runs: u64,
 }
 
 fn join(dir: &str, name: &str) -> String {
@@ -171,6 +176,8 @@ impl Tree {
             index_stale: false,
             uncovered: None,
             answered: 0,
+            full_runs: 0,
+            path_runs: 0,
         };
         if let (Some(g), Some(c)) = (git_dir, common_dir) {
             let hash_len = match git_out(root, &["rev-parse", "--show-object-format"])
@@ -192,6 +199,7 @@ impl Tree {
             t.excludes.push(global);
             t.git = Some(Git {
                 git_dir: g.to_path_buf(),
+                common_dir: c.to_path_buf(),
                 index: Index::default(),
                 index_problem: None,
                 hash_len,
@@ -274,6 +282,7 @@ impl Tree {
             return self.uncover(why);
         }
         let now = if self.git.is_some() {
+            self.full_runs += 1;
             match ledger::git_status(&self.root, &[]) {
                 Some(s) => s,
                 None => return self.uncover("git status failed in this checkout".into()),
@@ -326,15 +335,7 @@ impl Tree {
             return false;
         };
         let head = read_small(&g.git_dir.join("HEAD"));
-        let common = g
-            .git_dir
-            .join("commondir")
-            .exists()
-            .then(|| {
-                let c = read_small(&g.git_dir.join("commondir"));
-                g.git_dir.join(c.trim())
-            })
-            .unwrap_or_else(|| g.git_dir.clone());
+        let common = g.common_dir.clone();
         let loose = head
             .trim()
             .strip_prefix("ref:")
@@ -355,7 +356,19 @@ impl Tree {
         };
         let c = CString::new(abs.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
         // SAFETY: a valid inotify fd and a NUL-terminated path.
-        let wd = unsafe { libc::inotify_add_watch(fd, c.as_ptr(), mask) };
+        let mut wd = unsafe { libc::inotify_add_watch(fd, c.as_ptr(), mask) };
+        // Debug builds only: a test sets a tiny watch limit without touching the machine's.
+        #[cfg(debug_assertions)]
+        if let Some(max) = std::env::var("ORCHESTRATOR_DEBUG_MAX_WATCHES")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+        {
+            if self.dir_wd.len() >= max && mask == DIR_MASK {
+                wd = -1;
+                // SAFETY: sets this thread's errno, as a failing call would.
+                unsafe { *libc::__errno_location() = libc::ENOSPC };
+            }
+        }
         if wd < 0 {
             let e = std::io::Error::last_os_error();
             return Err(if e.raw_os_error() == Some(libc::ENOSPC) {
@@ -687,7 +700,7 @@ impl Tree {
                             .and_then(|g| g.index.get(p))
                             .is_some_and(|e| *e.oid == *oid);
                         let xy = format!("{x}{}", if same { '.' } else { 'M' });
-                        let v = (xy != "..").then(|| (xy, stamp.0, stamp.1));
+                        let v = (xy != "..").then_some((xy, stamp.0, stamp.1));
                         self.set(p, v);
                     }
                 }
@@ -702,6 +715,7 @@ impl Tree {
 
     /// One whole `git status` (HEAD or the index's objects moved): log what differs.
     fn refresh(&mut self) {
+        self.full_runs += 1;
         let Some(now) = ledger::git_status(&self.root, &[]) else {
             return self.uncover("git status failed in this checkout".into());
         };
@@ -715,6 +729,7 @@ impl Tree {
 
     /// `git status` limited to `paths` (what the native reading leaves to git).
     fn ask_git(&mut self, paths: &[&str]) {
+        self.path_runs += 1;
         let specs: Vec<&str> = paths.iter().map(|p| p.trim_end_matches('/')).collect();
         let Some(now) = ledger::git_status(&self.root, &specs) else {
             return self.uncover("git status failed in this checkout".into());
@@ -809,7 +824,7 @@ impl Tree {
         let (mt, sz) = stamp(&m);
         let known = |y: char| {
             let xy = format!("{x}{y}");
-            Native::Known((xy != "..").then(|| (xy, mt, sz)))
+            Native::Known((xy != "..").then_some((xy, mt, sz)))
         };
         if !is_link && g.filemode && ((m.mode() & 0o100 != 0) != (e.mode == MODE_EXEC)) {
             return known('M');
