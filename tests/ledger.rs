@@ -63,6 +63,10 @@ const SIB: &str = "bbbbbbbb-ledger";
 fn side(watched: bool) -> Side {
     let p = Project::new();
     repo(&p);
+    side_in(p, watched)
+}
+
+fn side_in(p: Project, watched: bool) -> Side {
     let mut keep: Vec<Box<dyn std::any::Any>> = Vec::new();
     let env = if watched {
         let agent: Agent = p.agent_with_server(&[]);
@@ -180,6 +184,10 @@ const STEPS: &[(&str, Option<&str>, &[&str])] = &[
     ("git add -A && git commit -qm step", None, &[]),
     ("echo after >> src/a.rs && git stash -q", None, &[]),
     ("git stash pop -q", None, &["src/a.rs"]),
+    // A nested repository shows as one entry, whose mtime its top-level files move.
+    ("git init -q nested && echo x > nested/f", None, &["nested/"]),
+    ("echo y > nested/g", None, &["nested/"]),
+    ("rm -rf nested", None, &[]),
 ];
 
 #[test]
@@ -237,13 +245,13 @@ fn the_watcher_attributes_what_git_status_attributes() {
             .collect();
         assert_eq!(picture, truth, "step {n} `{script}`");
     }
-    // Whole `git status` runs only at start and where HEAD, the index's objects or a
-    // .gitignore changed (checkout --, .gitignore, add, commit, stash, pop); none is
-    // limited to paths (no type change or nested repository here).
+    // Whole `git status` runs only at start and where HEAD, the index's objects, a
+    // .gitignore or the repositories inside changed (.gitignore, add, commit, git init);
+    // path-limited ones only for the nested repository's entry.
     let info = treewatch::client::info(&w.p.state_dir());
     let t = &info[0].trees[0];
-    assert!(t.full_runs <= 5, "{t:?}");
-    assert_eq!(t.path_runs, 0, "{t:?}");
+    assert!(t.full_runs <= 6, "{t:?}");
+    assert!(t.path_runs <= 3, "{t:?}");
     // The watched side really was answered by its server, every time.
     let doctor = String::from_utf8_lossy(&w.p.run(&["doctor"]).stdout).to_string();
     let want = format!("{} command windows answered", 2 * STEPS.len());
@@ -404,4 +412,54 @@ fn a_watch_limit_falls_back_to_git_status_and_doctor_says_so_once() {
     assert_eq!(doctor.matches("watch limit").count(), 1, "{doctor}");
     assert!(doctor.contains("max_user_watches"), "{doctor}");
     drop(agent);
+}
+
+#[test]
+fn without_git_the_watcher_attributes_what_the_walk_attributes() {
+    const PLAIN: &[(&str, &[&str])] = &[
+        ("echo a > a.txt", &["a.txt"]),
+        (
+            "mkdir -p src/deep && echo b > src/deep/b.txt",
+            &["src/deep/b.txt"],
+        ),
+        ("echo more >> a.txt", &["a.txt"]),
+        ("mv a.txt c.txt", &["a.txt", "c.txt"]),
+        ("rm src/deep/b.txt", &["src/deep/b.txt"]),
+        ("mv src src2", &[]),
+        (
+            "mkdir -p target node_modules/x && echo t > target/t && echo n > node_modules/x/n",
+            &[],
+        ),
+        ("echo n > src2/target && echo k > src2/keep", &["src2/keep"]),
+    ];
+    let w = side_in(Project::new(), true);
+    let g = side_in(Project::new(), false);
+    let (mut seen_w, mut seen_g) = (0, 0);
+    for (n, (script, expected)) in PLAIN.iter().enumerate() {
+        for (s, seen) in [(&w, &mut seen_w), (&g, &mut seen_g)] {
+            assert!(s
+                .p
+                .hook("PreToolUse", &bash(ME, n, script), &s.env)
+                .status
+                .success());
+            sh(&s.p.root, script);
+            let out = s.p.hook("PostToolUse", &bash(ME, n, script), &s.env);
+            assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+            let (files, max) = touched(&s.p, ME, *seen);
+            *seen = max;
+            let want: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
+            let which = if std::ptr::eq(s, &w) {
+                "watcher"
+            } else {
+                "walk"
+            };
+            assert_eq!(files, want, "step {n} `{script}` ({which})");
+        }
+    }
+    let info = treewatch::client::info(&w.p.state_dir());
+    assert_eq!(
+        info[0].trees[0].answered,
+        2 * PLAIN.len() as u64,
+        "{info:?}"
+    );
 }

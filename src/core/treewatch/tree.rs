@@ -84,7 +84,7 @@ pub struct Tree {
     skip: Vec<PathBuf>,
     git: Option<Git>,
     fd: Option<OwnedFd>,
-    wd_dir: HashMap<i32, (String, bool)>,
+    wd_dir: HashMap<i32, (String, Kind)>,
     dir_wd: HashMap<String, i32>,
     git_wd: Option<i32>,
     /// `.gitignore` matchers by directory, then `info/exclude` and the global excludes.
@@ -356,19 +356,20 @@ impl Tree {
         };
         let c = CString::new(abs.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
         // SAFETY: a valid inotify fd and a NUL-terminated path.
-        let mut wd = unsafe { libc::inotify_add_watch(fd, c.as_ptr(), mask) };
+        let wd = unsafe { libc::inotify_add_watch(fd, c.as_ptr(), mask) };
         // Debug builds only: a test sets a tiny watch limit without touching the machine's.
         #[cfg(debug_assertions)]
-        if let Some(max) = std::env::var("ORCHESTRATOR_DEBUG_MAX_WATCHES")
+        let wd = match std::env::var("ORCHESTRATOR_DEBUG_MAX_WATCHES")
             .ok()
             .and_then(|v| v.parse::<usize>().ok())
         {
-            if self.dir_wd.len() >= max && mask == DIR_MASK {
-                wd = -1;
+            Some(max) if self.dir_wd.len() >= max && mask == DIR_MASK => {
                 // SAFETY: sets this thread's errno, as a failing call would.
                 unsafe { *libc::__errno_location() = libc::ENOSPC };
+                -1
             }
-        }
+            _ => wd,
+        };
         if wd < 0 {
             let e = std::io::Error::last_os_error();
             return Err(if e.raw_os_error() == Some(libc::ENOSPC) {
@@ -447,7 +448,8 @@ impl Tree {
                 // Vanished meanwhile (or not a directory any more): its parent's events say.
                 Err(_) => continue,
             };
-            self.wd_dir.insert(wd, (dir.clone(), ign));
+            let kind = if ign { Kind::Ignored } else { Kind::Plain };
+            self.wd_dir.insert(wd, (dir.clone(), kind));
             self.dir_wd.insert(dir.clone(), wd);
             if self.git.is_some() {
                 let gi_path = abs.join(".gitignore");
@@ -471,22 +473,42 @@ impl Tree {
                     if self.is_skipped(&cabs) || (self.git.is_none() && ledger::walk_skips(&name)) {
                         continue;
                     }
+                    let cign = ign || (self.git.is_some() && self.ignored(&child, true));
                     if self.git.is_some() && cabs.join(".git").exists() {
-                        // A nested repository or worktree: git shows it as one entry.
-                        found.push(format!("{child}/"));
+                        if !cign {
+                            self.watch_nested(&child)?;
+                            found.push(format!("{child}/"));
+                        }
                         continue;
                     }
-                    let cign = ign || (self.git.is_some() && self.ignored(&child, true));
                     if cign && !self.has_tracked_under(&child) {
                         continue;
                     }
                     stack.push((child, cign));
+                } else if self.git.is_none() && ledger::walk_skips(&name) {
+                    continue;
                 } else if !ign || self.is_tracked(&child) {
                     found.push(child);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Watches the top of a nested repository (not below: git does not look there).
+    fn watch_nested(&mut self, rel: &str) -> Result<(), String> {
+        if self.dir_wd.contains_key(rel) {
+            return Ok(());
+        }
+        match self.add_watch(&self.root.join(rel), DIR_MASK) {
+            Ok(wd) => {
+                self.wd_dir.insert(wd, (rel.to_string(), Kind::Nested));
+                self.dir_wd.insert(rel.to_string(), wd);
+                Ok(())
+            }
+            Err(e) if e.contains("watch limit") => Err(e),
+            Err(_) => Ok(()),
+        }
     }
 
     fn unwatch_under(&mut self, rel: &str) {
@@ -550,9 +572,10 @@ impl Tree {
             }
             return;
         }
-        let Some((dir, ign)) = self.wd_dir.get(&wd).cloned() else {
+        let Some((dir, kind)) = self.wd_dir.get(&wd).cloned() else {
             return;
         };
+        let ign = kind == Kind::Ignored;
         if mask & libc::IN_IGNORED != 0 {
             self.wd_dir.remove(&wd);
             if self.dir_wd.get(&dir) == Some(&wd) {
@@ -567,6 +590,13 @@ impl Tree {
             return;
         }
         if name.is_empty() {
+            return;
+        }
+        if kind == Kind::Nested {
+            self.pending.insert(format!("{dir}/"));
+            return;
+        }
+        if self.git.is_none() && ledger::walk_skips(name) {
             return;
         }
         let rel = join(&dir, name);
@@ -587,14 +617,16 @@ impl Tree {
         }
         if mask & libc::IN_ISDIR != 0 {
             if mask & (libc::IN_CREATE | libc::IN_MOVED_TO) != 0 {
-                if self.git.is_none() && ledger::walk_skips(name) {
-                    return;
-                }
-                if self.git.is_some() && self.root.join(&rel).join(".git").exists() {
-                    self.pending.insert(format!("{rel}/"));
-                    return;
-                }
                 let cign = ign || (self.git.is_some() && self.ignored(&rel, true));
+                if self.git.is_some() && self.root.join(&rel).join(".git").exists() {
+                    if !cign {
+                        if let Err(why) = self.watch_nested(&rel) {
+                            return self.uncover(why);
+                        }
+                        self.pending.insert(format!("{rel}/"));
+                    }
+                    return;
+                }
                 if cign && !self.has_tracked_under(&rel) {
                     return;
                 }
@@ -954,6 +986,18 @@ impl Tree {
             }
         }
     }
+}
+
+/// Why a directory is watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Git looks into it.
+    Plain,
+    /// Ignored, but holds tracked files (only those are looked at).
+    Ignored,
+    /// A nested repository or worktree: git shows it as one `dir/` entry, whose mtime
+    /// changes with its top-level entries.
+    Nested,
 }
 
 enum Native {
