@@ -15,7 +15,7 @@ use std::time::Duration;
 const MAX_REPLY: u64 = 64 * 1024 * 1024;
 /// How long an answer may take: a refresh after a commit runs one `git status`, as the
 /// fallback would.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sends `req` to the server at `path`; its reply, or `None` (no server, not ours, slow).
 pub fn ask(path: &Path, req: &Request, timeout: Duration) -> Option<Reply> {

@@ -87,9 +87,32 @@ fn open(root: &Path, wt: Option<&Worktree>, skip: Vec<PathBuf>) -> Tree {
     t
 }
 
+/// Removes the sockets of servers whose agent process is gone (killed without cleanup).
+fn sweep(dir: &Path) {
+    use crate::core::identity::{Probe, SystemProbe};
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some((pid, ticks)) = name
+            .strip_suffix(".sock")
+            .and_then(|n| n.split_once('-'))
+            .and_then(|(p, t)| Some((p.parse::<i32>().ok()?, t.parse::<u64>().ok()?)))
+        else {
+            continue;
+        };
+        let is_socket = e.file_type().is_ok_and(|t| t.is_socket());
+        if is_socket && !SystemProbe.is_alive(pid, ticks) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 fn bind(path: &Path) -> Result<(UnixListener, (u64, u64)), String> {
     let dir = path.parent().ok_or("socket path has no directory")?;
     crate::core::private_fs::ensure_dir(dir).map_err(|e| format!("{e:#}"))?;
+    sweep(dir);
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => {
             let _ = std::fs::remove_file(path);
