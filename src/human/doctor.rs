@@ -349,8 +349,8 @@ fn ledger_findings(paths: &ProjectPaths, out: &mut Vec<Finding>) {
                 None => out.push(f(
                     Level::Ok,
                     format!(
-                        "Bash ledger: server pid {} watches {} ({} directories, {} uncommitted \
-                         paths, {} command windows answered)",
+                        "Bash ledger: server pid {} watches {} ({} directories, {} paths in \
+                         its picture, {} command windows answered)",
                         r.pid, t.root, t.dirs, t.entries, t.answered
                     ),
                     None,

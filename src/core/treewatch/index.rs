@@ -11,7 +11,8 @@ use std::path::Path;
 pub struct Entry {
     pub path: Box<str>,
     pub mode: u32,
-    pub oid: Box<[u8]>,
+    /// The object id, zero-padded to 32 bytes (SHA-1 uses 20): inline, no allocation.
+    oid: [u8; 32],
     pub ctime: (u32, u32),
     pub mtime: (u32, u32),
     pub ino: u32,
@@ -19,6 +20,11 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The object id's bytes (20 for SHA-1, 32 for SHA-256).
+    pub fn oid(&self, hash_len: usize) -> &[u8] {
+        &self.oid[..hash_len.min(32)]
+    }
+
     /// Same content and mode as `o` (stat data may differ: a refresh rewrites only that).
     pub fn same_object(&self, o: &Entry) -> bool {
         self.path == o.path && self.mode == o.mode && self.oid == o.oid
@@ -138,7 +144,7 @@ pub fn parse(b: &[u8], hash_len: usize) -> Result<Index, String> {
         let (ino, mode, size) = (f(5)?, f(6)?, f(9)?);
         let oid_at = start + 40;
         let oid = b
-            .get(oid_at..oid_at + hash_len)
+            .get(oid_at..oid_at + hash_len.min(32))
             .ok_or("index is truncated")?;
         let flags = be16(b, oid_at + hash_len)?;
         at = oid_at + hash_len + 2;
@@ -193,7 +199,11 @@ pub fn parse(b: &[u8], hash_len: usize) -> Result<Index, String> {
         entries.push(Entry {
             path: String::from_utf8_lossy(&name).into(),
             mode,
-            oid: oid.into(),
+            oid: {
+                let mut o = [0u8; 32];
+                o[..oid.len()].copy_from_slice(oid);
+                o
+            },
             ctime,
             mtime,
             ino,
@@ -286,7 +296,7 @@ mod tests {
             let ours: Vec<(String, String)> = idx
                 .entries
                 .iter()
-                .map(|e| (e.path.to_string(), hex(&e.oid)))
+                .map(|e| (e.path.to_string(), hex(e.oid(20))))
                 .collect();
             assert_eq!(ours, ls_files(root), "index v{v}");
             assert!(idx.get("src/deep/c.rs").is_some());

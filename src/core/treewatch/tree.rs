@@ -28,6 +28,9 @@ const MAX_LOG: usize = 500_000;
 const MAX_WINDOWS: usize = 64;
 /// A window older than this is dropped.
 const WINDOW_TTL: Duration = Duration::from_secs(6 * 3600);
+/// Files a checkout without git may hold: its picture lists every file (the walk it
+/// replaces stops at `ledger::MAX_WALK`).
+const MAX_PLAIN_FILES: usize = 200_000;
 /// Paths handed to one `git` command line.
 const BATCH: usize = 500;
 
@@ -489,6 +492,11 @@ impl Tree {
                     continue;
                 } else if !ign || self.is_tracked(&child) {
                     found.push(child);
+                    if self.git.is_none() && self.picture.len() + found.len() > MAX_PLAIN_FILES {
+                        return Err(format!(
+                            "more than {MAX_PLAIN_FILES} files and no git repository"
+                        ));
+                    }
                 }
             }
         }
@@ -726,11 +734,9 @@ impl Tree {
             match self.hash_objects(&names) {
                 Some(oids) => {
                     for ((p, x, stamp), oid) in chunk.iter().zip(oids) {
-                        let same = self
-                            .git
-                            .as_ref()
-                            .and_then(|g| g.index.get(p))
-                            .is_some_and(|e| *e.oid == *oid);
+                        let same = self.git.as_ref().is_some_and(|g| {
+                            g.index.get(p).is_some_and(|e| e.oid(g.hash_len) == oid)
+                        });
                         let xy = format!("{x}{}", if same { '.' } else { 'M' });
                         let v = (xy != "..").then_some((xy, stamp.0, stamp.1));
                         self.set(p, v);
