@@ -107,8 +107,8 @@ fn window(ctx: &Ctx, place: &Place, before: &TreeState, taken_at: i64) -> Result
     })
 }
 
-/// Before a Bash command: snapshot the tree; ask before a tree-moving git command while a
-/// live sibling has uncommitted changes.
+/// Before a Bash command: open its window with the session's server (else snapshot the
+/// tree); ask before a tree-moving git command while a live sibling has uncommitted changes.
 pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
     let mut env = Envelope::default();
     // Commands that can only read (ls, grep, git status, ...) change nothing to attribute:
