@@ -18,9 +18,29 @@ pub struct TreeState {
     pub head: Option<String>,
     pub git: bool,
     pub entries: BTreeMap<String, (String, i64, u64)>,
+    /// The checkout this snapshot is of (older rows have none: the project root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+    /// Set instead of `entries` when the session's server keeps the picture: the command's
+    /// window is asked of it by this key (see `treewatch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<String>,
 }
 
-fn stamp(root: &Path, rel: &str) -> (i64, u64) {
+/// One path's state in a snapshot: git status (`.M`, `??`, ...; empty without git), mtime
+/// in ns and size.
+pub type Stamp = (String, i64, u64);
+
+/// Directory names the walk without git never enters.
+pub fn walk_skips(name: &str) -> bool {
+    matches!(
+        name,
+        ".git" | "target" | "node_modules" | crate::core::paths::STATE_DIR
+    )
+}
+
+/// mtime (ns) and size of `root/rel`, without following a final symlink; (0, 0) if absent.
+pub fn stamp(root: &Path, rel: &str) -> (i64, u64) {
     match std::fs::symlink_metadata(root.join(rel)) {
         Ok(m) => (m.mtime() * 1_000_000_000 + m.mtime_nsec(), m.size()),
         Err(_) => (0, 0),
@@ -38,20 +58,29 @@ pub fn snapshot(root: &Path) -> TreeState {
 }
 
 fn git_snapshot(root: &Path) -> Option<TreeState> {
+    git_status(root, &[])
+}
+
+/// `git status` of the checkout at `root`, limited to `paths` (literal pathspecs) when
+/// some are given.
+pub fn git_status(root: &Path, paths: &[&str]) -> Option<TreeState> {
     // `--no-optional-locks`: a plain `git status` refreshes the index under
     // `.git/index.lock`, and a sibling's `git commit` in the same checkout would then fail
     // with "index.lock: File exists". The ledger only reads.
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(root)
-        .args([
-            "--no-optional-locks",
-            "status",
-            "--porcelain=v2",
-            "--branch",
-            "-z",
-            "--untracked-files=all",
-        ])
+    let mut cmd = Command::new("git");
+    cmd.arg("-C").arg(root).args([
+        "--no-optional-locks",
+        "status",
+        "--porcelain=v2",
+        "--branch",
+        "-z",
+        "--untracked-files=all",
+    ]);
+    if !paths.is_empty() {
+        cmd.arg("--")
+            .args(paths.iter().map(|p| format!(":(literal){p}")));
+    }
+    let out = cmd
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output()
@@ -115,11 +144,7 @@ fn walk_snapshot(root: &Path) -> TreeState {
                 return st;
             }
             let name = e.file_name();
-            let name = name.to_string_lossy();
-            if matches!(
-                name.as_ref(),
-                ".git" | "target" | "node_modules" | ".orchestrator-state"
-            ) {
+            if walk_skips(&name.to_string_lossy()) {
                 continue;
             }
             let Ok(ft) = e.file_type() else { continue };

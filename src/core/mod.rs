@@ -23,4 +23,5 @@ pub mod settings;
 pub mod shell;
 pub mod store;
 pub mod text;
+pub mod treewatch;
 pub mod wake;

@@ -153,7 +153,8 @@ impl ProjectPaths {
     }
 
     /// Every path of ours that exists now and must stay private: the state dir, its
-    /// `.gitignore` and anchors, the database directory, the database and its companions.
+    /// `.gitignore` and anchors, the servers' socket directory, the database directory,
+    /// the database and its companions.
     /// Other names in the state dir are not ours and are left alone.
     pub fn private_paths(&self) -> Vec<PathBuf> {
         let mut out = vec![self.state_dir.clone(), self.state_dir.join(".gitignore")];
@@ -171,7 +172,11 @@ impl ProjectPaths {
             anchors.sort();
             out.extend(anchors);
         }
-        out.extend([self.db_dir(), self.db_path()]);
+        out.extend([
+            self.state_dir.join(crate::core::treewatch::SOCKET_DIR),
+            self.db_dir(),
+            self.db_path(),
+        ]);
         out.extend(self.db_companions());
         out.retain(|p| fs::symlink_metadata(p).is_ok());
         out

@@ -59,6 +59,9 @@ pub struct Settings {
     pub log: LogLevel,
     /// `ORCHESTRATOR_SHARE_PROMPTS=0`: keep prompts private; siblings see only set tasks.
     pub share_prompts: bool,
+    /// `ORCHESTRATOR_LEDGER_WATCH=0`: `serve` does not watch the checkout; Bash commands
+    /// are attributed from `git status` snapshots.
+    pub ledger_watch: bool,
     /// Values that were set but not valid (each fell back to its default).
     pub problems: Vec<Problem>,
 }
@@ -98,6 +101,7 @@ pub const KNOWN: &[(&str, &str, &str)] = &[
     (GUARD_OVERRIDE, "`1` (or `0`)", "0"),
     (LOG, "`warn`, `info` or `debug`", "warn"),
     (SHARE_PROMPTS, "`1` or `0`", "1"),
+    (LEDGER_WATCH, "`1` or `0`", "1"),
 ];
 
 const STALE: &str = "ORCHESTRATOR_STALE_SECS";
@@ -113,6 +117,7 @@ const WATCH: &str = "ORCHESTRATOR_WATCH_SECS";
 const GUARD_OVERRIDE: &str = "ORCHESTRATOR_GUARD_OVERRIDE";
 const LOG: &str = "ORCHESTRATOR_LOG";
 const SHARE_PROMPTS: &str = "ORCHESTRATOR_SHARE_PROMPTS";
+const LEDGER_WATCH: &str = "ORCHESTRATOR_LEDGER_WATCH";
 /// Not settings but expected `ORCHESTRATOR_*` names: where the project is, and the binary
 /// the plugin's shim runs.
 const OTHER_NAMES: &[&str] = &["ORCHESTRATOR_PROJECT_ROOT", "ORCHESTRATOR_BIN"];
@@ -192,6 +197,7 @@ impl Settings {
             "debug" | "trace" => Some(LogLevel::Debug),
             _ => None,
         });
+        let ledger_watch = r.read(LEDGER_WATCH, flag);
         Self {
             stale_after_ms: stale.map_or(liveness::STALE_AFTER_MS, |s| s * 1000),
             heartbeat: heartbeat.unwrap_or(Duration::from_secs(30)),
@@ -206,6 +212,7 @@ impl Settings {
             guard_override: guard_override.unwrap_or(false),
             log: log.unwrap_or(LogLevel::Warn),
             share_prompts: share_prompts.unwrap_or(true),
+            ledger_watch: ledger_watch.unwrap_or(true),
             problems: r.problems,
         }
     }

@@ -4,9 +4,12 @@
 
 use super::{live_snapshot, Ctx, Envelope};
 use crate::core::ledger::{self, TreeState};
+use crate::core::repo::Worktree;
 use crate::core::text::{self, inline};
+use crate::core::treewatch::{self, Window};
 use crate::core::{claims, hazards, render, shell};
 use anyhow::Result;
+use std::path::{Path, PathBuf};
 
 fn command(ctx: &Ctx) -> &str {
     ctx.input
@@ -16,8 +19,96 @@ fn command(ctx: &Ctx) -> &str {
         .unwrap_or("")
 }
 
-/// Before a Bash command: snapshot the tree; ask before a tree-moving git command while a
-/// live sibling has uncommitted changes.
+/// The checkout a command runs in: the worktree of the hook's `cwd` when it belongs to
+/// this repository (a session that moved into another worktree works there), else the
+/// project root.
+struct Place {
+    root: PathBuf,
+    label: Option<String>,
+    branch: Option<String>,
+}
+
+impl Place {
+    fn of(ctx: &Ctx) -> Self {
+        Self::at(ctx, &ctx.cwd())
+    }
+
+    fn at(ctx: &Ctx, dir: &Path) -> Self {
+        let Some(mine) = ctx.paths.worktree.as_ref() else {
+            return Self {
+                root: ctx.paths.root.clone(),
+                label: None,
+                branch: None,
+            };
+        };
+        let w = Worktree::containing(dir)
+            .filter(|w| w.common_dir == mine.common_dir)
+            .unwrap_or_else(|| mine.clone());
+        Self {
+            label: Some(w.label()),
+            branch: w.branch(),
+            root: w.root,
+        }
+    }
+}
+
+/// A command's window key: its session and tool call (two Bash calls may overlap).
+fn window_key(ctx: &Ctx) -> String {
+    format!(
+        "{}:{}",
+        ctx.id.as_str(),
+        ctx.input.tool_use_id.as_deref().unwrap_or("")
+    )
+}
+
+/// What the command changed: from the server's window, else from a second snapshot
+/// compared with the first. If the server was asked at the start but is gone now, the
+/// changed paths whose mtime is not older than the command are the best answer.
+fn window(ctx: &Ctx, place: &Place, before: &TreeState, taken_at: i64) -> Result<Window> {
+    if let Some(w) = treewatch::client::end(
+        &ctx.paths.state_dir,
+        ctx.agent,
+        &place.root,
+        &window_key(ctx),
+    ) {
+        return Ok(w);
+    }
+    let after = ledger::snapshot(&place.root);
+    let changed = if before.watch.is_some() {
+        let since_ns = taken_at.saturating_mul(1_000_000);
+        after
+            .entries
+            .iter()
+            .filter(|(_, (_, mtime, _))| *mtime >= since_ns)
+            .map(|(p, _)| p.clone())
+            .collect()
+    } else {
+        ledger::changed(before, &after)
+    };
+    let gone = before
+        .entries
+        .keys()
+        .filter(|p| !after.entries.contains_key(*p))
+        .cloned()
+        .collect();
+    let mut stored = after.clone();
+    stored.root = Some(place.root.to_string_lossy().into_owned());
+    ctx.store.put_tree_snapshot(
+        ctx.id.as_str(),
+        stored.head.as_deref(),
+        &serde_json::to_string(&stored)?,
+    )?;
+    Ok(Window {
+        git: after.git,
+        changed,
+        gone,
+        head_before: before.head.clone(),
+        head_after: after.head,
+    })
+}
+
+/// Before a Bash command: open its window with the session's server (else snapshot the
+/// tree); ask before a tree-moving git command while a live sibling has uncommitted changes.
 pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
     let mut env = Envelope::default();
     // Commands that can only read (ls, grep, git status, ...) change nothing to attribute:
@@ -26,7 +117,34 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
         ctx.store.heartbeat(ctx.id.as_str())?;
         return Ok(env);
     }
-    let tree = ledger::snapshot(&ctx.paths.root);
+    let place = Place::of(ctx);
+    let mover = hazards::tree_mover_in(command(ctx));
+    // The session's server keeps the picture: open a window with it (no tree walk);
+    // otherwise snapshot the tree with git status as before.
+    let (tree, dirty) = match treewatch::client::begin(
+        &ctx.paths.state_dir,
+        ctx.agent,
+        &place.root,
+        &window_key(ctx),
+        mover.is_some(),
+    ) {
+        Some(b) => {
+            let tree = TreeState {
+                head: b.head,
+                git: b.git,
+                root: Some(place.root.to_string_lossy().into_owned()),
+                watch: Some(window_key(ctx)),
+                ..TreeState::default()
+            };
+            (tree, b.dirty)
+        }
+        None => {
+            let mut tree = ledger::snapshot(&place.root);
+            tree.root = Some(place.root.to_string_lossy().into_owned());
+            let dirty = ledger::dirty(&tree).into_iter().map(String::from).collect();
+            (tree, dirty)
+        }
+    };
     ctx.store.put_tree_snapshot(
         ctx.id.as_str(),
         tree.head.as_deref(),
@@ -37,7 +155,7 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
         env.decision = Some(("ask", why));
         return Ok(env);
     }
-    let Some((git, dir)) = hazards::tree_mover_in(command(ctx)) else {
+    let Some((git, dir)) = mover else {
         return Ok(env);
     };
     // The worktree that git call moves (`cd x && …`, `git -C x …`, or a cwd in another
@@ -47,10 +165,13 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
         .as_ref()
         .map(|w| w.label())
         .or_else(|| ctx.paths.place_of(Some(&ctx.cwd())).map(|(wt, _)| wt));
-    let theirs = target
-        .filter(|w| w.root != ctx.paths.root)
-        .map(|w| ledger::snapshot(&w.root));
-    let dirty = ledger::dirty(theirs.as_ref().unwrap_or(&tree));
+    let dirty: Vec<String> = match target.filter(|w| w.root != place.root) {
+        Some(w) => ledger::dirty(&ledger::snapshot(&w.root))
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        None => dirty,
+    };
     if dirty.is_empty() {
         return Ok(env);
     }
@@ -67,7 +188,7 @@ pub fn pre(ctx: &mut Ctx) -> Result<Envelope> {
             .store
             .paths_of_session(&s.row.session_id, 0, 200)?
             .into_iter()
-            .filter(|p| dirty.contains(&p.as_str()))
+            .filter(|p| dirty.contains(p))
             .collect::<Vec<_>>();
         if !mine.is_empty() {
             affected.push(format!(
@@ -149,22 +270,17 @@ fn pulled_from_under(ctx: &Ctx) -> Result<Option<String>> {
 /// that sibling once, while the coming merge conflict is still small.
 fn base_moved(
     ctx: &Ctx,
-    before: &TreeState,
-    after: &TreeState,
+    place: &Place,
+    committed: &[String],
     snap: &crate::core::roster::Snapshot,
     caller: &crate::core::liveness::Caller,
 ) -> Result<()> {
     // Uncommitted before, clean after, with HEAD moved: committed (or reset away).
-    let committed: Vec<&String> = before
-        .entries
-        .keys()
-        .filter(|p| !after.entries.contains_key(*p))
-        .collect();
     if committed.is_empty() {
         return Ok(());
     }
-    let here = ctx.paths.worktree.as_ref().map(|w| w.label());
-    let branch = ctx.paths.worktree.as_ref().and_then(|w| w.branch());
+    let here = place.label.clone();
+    let branch = place.branch.clone();
     let since = crate::core::clock::now_ms() - crate::core::store::touches::RETAIN_MS;
     let mut per_sibling: std::collections::BTreeMap<&str, (String, Vec<&str>)> = Default::default();
     for p in committed {
@@ -211,9 +327,14 @@ pub fn post(ctx: &mut Ctx, env: &mut Envelope) -> Result<()> {
         return Ok(());
     };
     let before: TreeState = serde_json::from_str(&before).unwrap_or_default();
-    let after = ledger::snapshot(&ctx.paths.root);
-    let mut changed = ledger::changed(&before, &after);
-    let wt = ctx.paths.worktree.as_ref().map(|w| w.label());
+    let place = before
+        .root
+        .as_deref()
+        .map(|r| Place::at(ctx, std::path::Path::new(r)))
+        .unwrap_or_else(|| Place::of(ctx));
+    let seen = window(ctx, &place, &before, taken_at)?;
+    let mut changed = seen.changed;
+    let wt = place.label.clone();
     // A path a sibling edited through its own tools meanwhile, in this same worktree, is
     // the sibling's change.
     let mut theirs = Vec::new();
@@ -232,12 +353,8 @@ pub fn post(ctx: &mut Ctx, env: &mut Envelope) -> Result<()> {
         ctx.store
             .record_touch(ctx.id.as_str(), p, wt.as_deref(), Some("Bash"))?;
     }
-    ctx.store.put_tree_snapshot(
-        ctx.id.as_str(),
-        after.head.as_deref(),
-        &serde_json::to_string(&after)?,
-    )?;
-    let moved = before.head.is_some() && before.head != after.head;
+    let (head_before, head_after) = (seen.head_before, seen.head_after);
+    let moved = head_before.is_some() && head_before != head_after;
     if changed.is_empty() && !moved {
         return Ok(());
     }
@@ -265,13 +382,13 @@ pub fn post(ctx: &mut Ctx, env: &mut Envelope) -> Result<()> {
             )?;
         }
     }
-    if moved && after.git {
-        base_moved(ctx, &before, &after, &snap, &caller)?;
+    if moved && seen.git {
+        base_moved(ctx, &place, &seen.gone, &snap, &caller)?;
     }
     if moved {
         let cmd = inline(command(ctx), 120);
         // HEAD is per worktree: only siblings in this one had it moved under them.
-        let here = ctx.paths.worktree.as_ref().map(|w| w.label());
+        let here = place.label.clone();
         for s in snap
             .siblings(&caller)
             .into_iter()
@@ -282,8 +399,8 @@ pub fn post(ctx: &mut Ctx, env: &mut Envelope) -> Result<()> {
                 &format!(
                     "SA-{} ran `{cmd}` in the shared checkout: HEAD moved from {} to {}. Re-read files you had open.",
                     ctx.id.id8(),
-                    inline(before.head.as_deref().unwrap_or("?"), 64),
-                    inline(after.head.as_deref().unwrap_or("?"), 64)
+                    inline(head_before.as_deref().unwrap_or("?"), 64),
+                    inline(head_after.as_deref().unwrap_or("?"), 64)
                 ),
             )?;
         }

@@ -29,6 +29,8 @@ pub struct HookInput {
     pub permission_mode_raw: serde_json::Value,
     /// Codex CLI only: the turn a hook belongs to (a hint of who is asking).
     pub turn_id: Option<serde_json::Value>,
+    /// Pre/PostToolUse: pairs a tool call's two hooks (the Bash ledger's window key).
+    pub tool_use_id: Option<String>,
 }
 
 /// Reads at most [`MAX_PAYLOAD`] bytes from `r` and parses them.

@@ -304,6 +304,7 @@ pub fn examine(paths: &ProjectPaths, probe: &dyn Probe) -> Vec<Finding> {
     if let Some(s) = store.as_ref() {
         owed_to_the_absent(s, &verdicts, &mut out);
     }
+    ledger_findings(paths, &mut out);
     // Who am I, if run from inside an agent.
     if let Some(agent) = process::agent_process() {
         let inp = Inputs::from_env(None, Some(agent), paths, &SystemProbe);
@@ -339,6 +340,44 @@ pub fn examine(paths: &ProjectPaths, probe: &dyn Probe) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// What each session's server watches for the Bash ledger; a checkout it cannot watch
+/// (the inotify watch limit, submodules) is said once, whichever servers hit it.
+fn ledger_findings(paths: &ProjectPaths, out: &mut Vec<Finding>) {
+    let mut uncovered: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for r in crate::core::treewatch::client::info(&paths.state_dir) {
+        for t in r.trees {
+            match t.why {
+                None => out.push(f(
+                    Level::Ok,
+                    format!(
+                        "Bash ledger: server pid {} watches {} ({} directories, {} paths in \
+                         its picture, {} command windows answered)",
+                        r.pid, t.root, t.dirs, t.entries, t.answered
+                    ),
+                    None,
+                )),
+                Some(why) => uncovered
+                    .entry(why)
+                    .or_default()
+                    .push(format!("{} (server pid {})", t.root, r.pid)),
+            }
+        }
+    }
+    for (why, wheres) in uncovered {
+        let fix = why
+            .contains("watch limit")
+            .then_some("sysctl fs.inotify.max_user_watches=524288 (then restart the sessions)");
+        out.push(f(
+            Level::Info,
+            format!(
+                "Bash ledger cannot watch {}: {why}; Bash commands there use git status snapshots",
+                wheres.join(", ")
+            ),
+            fix,
+        ));
+    }
 }
 
 const REPAIR: &str = "orchestrator repair (moves it aside as a .bak and rebuilds it with \

@@ -4,11 +4,12 @@
 use crate::core::identity::Probe;
 use crate::core::identity::SystemProbe;
 use crate::core::liveness::{self, Policy};
+use crate::core::paths::ProjectPaths;
 use crate::core::store::sessions::EndedSession;
 use crate::core::store::wake::WakeRow;
 use crate::core::store::{SessionRow, Store};
 use crate::core::text::{self, inline};
-use crate::core::{clock, ledger, render, roster};
+use crate::core::{clock, ledger, render, roster, treewatch};
 use anyhow::Result;
 use std::io::IsTerminal;
 
@@ -62,18 +63,31 @@ pub fn collect(store: &Store, all: bool) -> Result<Vec<Entry>> {
     collect_in(store, all, None)
 }
 
-/// [`collect`], also computing uncommitted files when `root` is given.
-pub fn collect_in(store: &Store, all: bool, root: Option<&std::path::Path>) -> Result<Vec<Entry>> {
+/// The paths with uncommitted changes in the checkout at `paths.root`: from a session's
+/// server watching it (its picture is what `git status` says), else from `git status`.
+pub fn uncommitted(paths: &ProjectPaths) -> Vec<String> {
+    if let Some(d) = treewatch::client::dirty(&paths.state_dir, &paths.root) {
+        return d;
+    }
+    let tree = ledger::snapshot(&paths.root);
+    ledger::dirty(&tree).into_iter().map(String::from).collect()
+}
+
+/// [`collect`], also computing uncommitted files when `paths` is given.
+pub fn collect_in(store: &Store, all: bool, paths: Option<&ProjectPaths>) -> Result<Vec<Entry>> {
     let now = clock::now_ms();
-    let tree = root.map(ledger::snapshot);
-    let dirty: Vec<&str> = tree.as_ref().map(ledger::dirty).unwrap_or_default();
+    let dirty: std::collections::HashSet<String> = paths
+        .map(uncommitted)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     let policy = Policy::from_env();
     let files = {
         let rows = store.all_sessions()?;
         let ids: Vec<&str> = rows.iter().map(|r| r.session_id.as_str()).collect();
         store.recent_files(&ids, now - roster::files_window_ms(), 8)?
     };
-    let inbound = root.and_then(crate::core::doorbell::inbound_setting);
+    let inbound = paths.and_then(|p| crate::core::doorbell::inbound_setting(&p.root));
     let queued: std::collections::HashMap<String, i64> =
         store.queued_by_recipient()?.into_iter().collect();
     let mut out = Vec::new();
@@ -93,7 +107,7 @@ pub fn collect_in(store: &Store, all: bool, root: Option<&std::path::Path>) -> R
             store
                 .paths_of_session(&r.session_id, 0, 500)?
                 .into_iter()
-                .filter(|p| dirty.contains(&p.as_str()))
+                .filter(|p| dirty.contains(p))
                 .collect()
         };
         let (doing_kind, doing) = render::doing(&r)
@@ -338,7 +352,7 @@ pub fn run(json: bool, all: bool) -> Result<i32> {
         println!("{}", if json { "[]" } else { "no live sessions" });
         return Ok(0);
     };
-    let entries = collect_in(&store, all, Some(&paths.root))?;
+    let entries = collect_in(&store, all, Some(&paths))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&entries)?);
     } else {

@@ -78,6 +78,8 @@ async fn serve() -> Result<i32> {
     }
     note_doorbell(&state);
     tokio::spawn(heartbeat(state.clone()));
+    // The Bash ledger's watcher (its own thread; hooks ask it over a socket).
+    let ledger = crate::core::treewatch::server::spawn(&state.paths, agent);
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -100,6 +102,9 @@ async fn serve() -> Result<i32> {
         _ = owner_gone(watched) => "agent process exited".into(),
     };
     log::info(&format!("shutting down: {why}"));
+    if let Some(l) = &ledger {
+        l.remove();
+    }
     state.shutdown(&why);
     Ok(0)
 }
