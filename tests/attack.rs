@@ -109,27 +109,6 @@ fn a_dangling_gitdir_pointer_creates_nothing_outside_the_project() {
     assert!(p.state_dir().is_dir(), "the registry is the project's own");
 }
 
-/// A repository with a commit and a linked worktree at `.claude/worktrees/feat`.
-fn repo(p: &Project) -> std::path::PathBuf {
-    std::fs::create_dir_all(p.root.join("src")).expect("mkdir");
-    std::fs::write(p.root.join("src/a.rs"), "fn a() {}\n").expect("write");
-    git(&p.root, &["init", "-q", "-b", "main"]);
-    git(&p.root, &["add", "."]);
-    git(&p.root, &["commit", "-qm", "init"]);
-    git(
-        &p.root,
-        &[
-            "worktree",
-            "add",
-            "-q",
-            ".claude/worktrees/feat",
-            "-b",
-            "feat",
-        ],
-    );
-    p.root.join(".claude/worktrees/feat")
-}
-
 fn bash(id: &str, cmd: &str, cwd: &Path) -> String {
     payload(
         id,
@@ -151,7 +130,7 @@ fn status_entry(p: &Project, id: &str) -> Value {
 #[test]
 fn git_dash_c_into_a_siblings_worktree_still_asks() {
     let p = Project::new();
-    let feat = repo(&p);
+    let feat = repo_with_worktree(&p);
     let (_a, a_env) = p.session("aaaaaaaa-main");
     let (_b, b_env) = p.session_in("bbbbbbbb-feat", &feat);
     let out = p.hook(
@@ -181,7 +160,7 @@ fn git_dash_c_into_a_siblings_worktree_still_asks() {
 #[test]
 fn a_worktree_reached_through_a_symlink_has_its_own_label() {
     let p = Project::new();
-    let feat = repo(&p);
+    let feat = repo_with_worktree(&p);
     let link = p.root.parent().expect("parent").join("feat-link");
     std::os::unix::fs::symlink(&feat, &link).expect("symlink");
     let (_b, b_env) = p.session_in("bbbbbbbb-feat", &feat);
@@ -288,7 +267,7 @@ fn acting_commands_outside_any_registry_create_nothing() {
 #[test]
 fn a_claim_named_through_another_worktrees_path_protects_that_file() {
     let p = Project::new();
-    let feat = repo(&p);
+    let feat = repo_with_worktree(&p);
     let (_a, _) = p.session("aaaaaaaa-main");
     let (_b, b_env) = p.session_in("bbbbbbbb-feat", &feat);
     for (i, pat) in [

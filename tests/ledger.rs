@@ -6,28 +6,13 @@
 
 mod common;
 
-use common::{payload, wait_until, Agent, Project, BIN};
+use common::{git, payload, wait_until, Agent, Project, BIN};
 use orchestrator::core::{ledger, treewatch};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-fn git(root: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(root)
-        .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A repository with tracked files, an ignored `target/`, and an ignored `build/` that
 /// holds one tracked file.

@@ -4,31 +4,10 @@
 
 mod common;
 
-use common::{context, git, payload, Project, BIN};
+use common::{context, git, payload, repo_with_worktree, Project, BIN};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
-
-/// A repository with a commit and a linked worktree at `.claude/worktrees/feat`.
-fn repo(p: &Project) -> PathBuf {
-    std::fs::create_dir_all(p.root.join("src")).expect("mkdir");
-    std::fs::write(p.root.join("src/a.rs"), "fn a() {}\n").expect("write");
-    git(&p.root, &["init", "-q", "-b", "main"]);
-    git(&p.root, &["add", "."]);
-    git(&p.root, &["commit", "-qm", "init"]);
-    git(
-        &p.root,
-        &[
-            "worktree",
-            "add",
-            "-q",
-            ".claude/worktrees/feat",
-            "-b",
-            "feat",
-        ],
-    );
-    p.root.join(".claude/worktrees/feat")
-}
 
 fn edit(id: &str, path: &Path, cwd: &Path) -> String {
     payload(
@@ -65,7 +44,7 @@ fn entry(entries: &[Value], id: &str) -> Value {
 #[test]
 fn worktrees_of_one_repository_share_one_registry() {
     let p = Project::new();
-    let feat = repo(&p);
+    let feat = repo_with_worktree(&p);
     // Session A in the main checkout, session B in the linked worktree: each hook runs
     // with its own worktree as the project, as Claude Code started there would.
     let (_a, a_env) = p.session("aaaaaaaa-main");
@@ -214,7 +193,7 @@ fn decision(out: &Output) -> (String, String) {
 #[test]
 fn hazards_concern_the_worktree_they_happen_in() {
     let p = Project::new();
-    let feat = repo(&p);
+    let feat = repo_with_worktree(&p);
     let (_a, a_env) = p.session("aaaaaaaa-main");
     let (_c, c_env) = p.session("cccccccc-main");
     let (b, b_env) = p.session_in("bbbbbbbb-feat", &feat);
@@ -263,7 +242,7 @@ fn hazards_concern_the_worktree_they_happen_in() {
 #[test]
 fn a_commit_on_a_file_a_sibling_changes_elsewhere_is_said_once() {
     let p = Project::new();
-    let feat = repo(&p);
+    let feat = repo_with_worktree(&p);
     let (_a, a_env) = p.session("aaaaaaaa-main");
     let (b, b_env) = p.session_in("bbbbbbbb-feat", &feat);
     // B is changing src/a.rs in its worktree.
@@ -294,7 +273,7 @@ fn a_commit_on_a_file_a_sibling_changes_elsewhere_is_said_once() {
 #[test]
 fn a_claim_scoped_to_a_worktree_holds_only_there() {
     let p = Project::new();
-    let feat = repo(&p);
+    let feat = repo_with_worktree(&p);
     let (_a, _) = p.session("aaaaaaaa-main");
     let (_c, c_env) = p.session("cccccccc-main");
     let (b, b_env) = p.session_in("bbbbbbbb-feat", &feat);

@@ -485,3 +485,26 @@ pub fn git(root: &Path, args: &[&str]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Makes `p` a git repository with one commit (`src/a.rs`) and a linked worktree at
+/// `.claude/worktrees/feat` on branch `feat`, the layout `claude --worktree` makes; returns
+/// the worktree's root.
+pub fn repo_with_worktree(p: &Project) -> PathBuf {
+    std::fs::create_dir_all(p.root.join("src")).expect("mkdir");
+    std::fs::write(p.root.join("src/a.rs"), "fn a() {}\n").expect("write");
+    git(&p.root, &["init", "-q", "-b", "main"]);
+    git(&p.root, &["add", "."]);
+    git(&p.root, &["commit", "-qm", "init"]);
+    git(
+        &p.root,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            ".claude/worktrees/feat",
+            "-b",
+            "feat",
+        ],
+    );
+    p.root.join(".claude/worktrees/feat")
+}
