@@ -58,6 +58,8 @@ pub struct Ctx {
     pub store: Store,
     pub agent: Option<AgentProcess>,
     pub policy: Policy,
+    /// The session's row as the hook found it (before any write of its own).
+    pub row: Option<crate::core::store::SessionRow>,
 }
 
 impl Ctx {
@@ -77,8 +79,15 @@ impl Ctx {
     /// Records which worktree and branch the session works in now (its `cwd` decides).
     pub fn record_place(&self) -> Result<()> {
         if let Some((wt, branch)) = self.paths.place_of(Some(&self.cwd())) {
-            self.store
-                .set_place(self.id.as_str(), &wt, branch.as_deref())?;
+            // Nearly every turn is in the same place: skip the write (and its lock) then.
+            let same = self
+                .row
+                .as_ref()
+                .is_some_and(|r| r.worktree.as_deref() == Some(wt.as_str()) && r.branch == branch);
+            if !same {
+                self.store
+                    .set_place(self.id.as_str(), &wt, branch.as_deref())?;
+            }
         }
         Ok(())
     }
@@ -251,6 +260,7 @@ pub fn handle_as(raw: &str, agent: Option<&str>, stdin: impl std::io::Read) -> R
         store,
         agent,
         policy,
+        row,
     };
     let env = match event {
         "SessionStart" => session::start(&mut ctx),
