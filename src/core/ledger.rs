@@ -191,10 +191,11 @@ pub fn dirty(state: &TreeState) -> Vec<&str> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn git(root: &Path, args: &[&str]) -> bool {
+    /// `git -C root <args>` as a test user; true on success. Shared by unit tests.
+    pub(crate) fn git(root: &Path, args: &[&str]) -> bool {
         Command::new("git")
             .arg("-C")
             .arg(root)

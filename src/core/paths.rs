@@ -141,7 +141,12 @@ impl ProjectPaths {
     /// another repository.
     pub fn worktree_at(&self, dir: &Path) -> Option<Worktree> {
         let mine = self.worktree.as_ref()?;
-        Worktree::containing(&physical(dir)).filter(|w| w.common_dir == mine.common_dir)
+        let dir = physical(dir);
+        // Every hook asks for its own cwd, nearly always this worktree's top: known already.
+        if dir == mine.root {
+            return Some(mine.clone());
+        }
+        Worktree::containing(&dir).filter(|w| w.common_dir == mine.common_dir)
     }
 
     /// Creates the state dir (0700) with a `.gitignore` of `*`; idempotent. Refuses a

@@ -289,7 +289,7 @@ pub fn ensure_registered(ctx: &mut Ctx) -> Result<()> {
     };
     let row_ok = match owned.as_deref() {
         Some(o) => o == ctx.id.as_str(),
-        None => ctx.agent.is_none() && ctx.store.get(ctx.id.as_str())?.is_some(),
+        None => ctx.agent.is_none() && ctx.row.is_some(),
     };
     if row_ok {
         ctx.record_place()

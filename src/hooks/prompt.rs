@@ -22,7 +22,8 @@ pub fn submit(ctx: &mut Ctx) -> Result<Envelope> {
     let mut env = Envelope::default();
 
     let fp = render::roster_fingerprint(&sibs);
-    let prev = ctx.store.get(ctx.id.as_str())?.and_then(|r| r.roster_hash);
+    // Only this hook writes the roster hash, so the row as the hook found it has it.
+    let prev = ctx.row.as_ref().and_then(|r| r.roster_hash.clone());
     if prev.as_deref() != Some(fp.as_str()) {
         if sibs.is_empty() {
             if prev.as_deref().is_some_and(|p| !p.ends_with(":0")) {

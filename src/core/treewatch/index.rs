@@ -236,16 +236,7 @@ mod tests {
     use super::*;
     use std::process::Command;
 
-    fn git(root: &Path, args: &[&str]) -> bool {
-        Command::new("git")
-            .arg("-C")
-            .arg(root)
-            .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
-            .args(args)
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    }
+    use crate::core::ledger::tests::git;
 
     fn ls_files(root: &Path) -> Vec<(String, String)> {
         let out = Command::new("git")

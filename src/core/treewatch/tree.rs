@@ -894,12 +894,7 @@ impl Tree {
         self.windows
             .retain(|_, w| now.duration_since(w.at) < WINDOW_TTL);
         while self.windows.len() >= MAX_WINDOWS {
-            let Some(oldest) = self
-                .windows
-                .iter()
-                .min_by_key(|(_, w)| w.seq)
-                .map(|(k, _)| k.clone())
-            else {
+            let Some(oldest) = self.oldest_window() else {
                 break;
             };
             self.windows.remove(&oldest);
@@ -949,6 +944,14 @@ impl Tree {
         Some(w)
     }
 
+    /// The key of the window opened first.
+    fn oldest_window(&self) -> Option<String> {
+        self.windows
+            .iter()
+            .min_by_key(|(_, w)| w.seq)
+            .map(|(k, _)| k.clone())
+    }
+
     /// Paths with uncommitted changes now (git only).
     pub fn dirty(&mut self) -> Vec<String> {
         self.resolve();
@@ -966,12 +969,7 @@ impl Tree {
 
     fn trim(&mut self) {
         while self.log.len() > MAX_LOG {
-            let Some(oldest) = self
-                .windows
-                .iter()
-                .min_by_key(|(_, w)| w.seq)
-                .map(|(k, _)| k.clone())
-            else {
+            let Some(oldest) = self.oldest_window() else {
                 break;
             };
             self.windows.remove(&oldest);
