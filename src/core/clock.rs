@@ -2,14 +2,31 @@
 //!
 //! Hand-rolled (civil-from-days) so the hook path carries no date library.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Milliseconds since the Unix epoch; 0 if the clock is before 1970.
+/// Milliseconds since the Unix epoch on the store's clock: this host's, or a shared
+/// database server's once one is open (see [`set_offset_ms`]).
 pub fn now_ms() -> i64 {
+    system_ms() + OFFSET_MS.load(Ordering::Relaxed)
+}
+
+/// This host's own clock, epoch ms; 0 if it is before 1970.
+pub fn system_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// How far the shared database server's clock is ahead of this host's.
+static OFFSET_MS: AtomicI64 = AtomicI64::new(0);
+
+/// Takes a shared database server's clock as this process's: heartbeats written by
+/// hosts with skewed clocks are then compared on one time line. A process talks to one
+/// store, so one offset per process is enough.
+pub fn set_offset_ms(offset: i64) {
+    OFFSET_MS.store(offset, Ordering::Relaxed);
 }
 
 /// Where "now" comes from, passed beside the `Probe`: time-bound rules (claim ttls) are

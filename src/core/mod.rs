@@ -4,6 +4,7 @@ pub mod address;
 pub mod claims;
 pub mod clock;
 pub mod doorbell;
+pub mod fleet;
 pub mod fswatch;
 pub mod gist;
 pub mod hazards;

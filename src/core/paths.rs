@@ -68,9 +68,11 @@ impl ProjectPaths {
         Self::from_root(&cwd)
     }
 
-    /// True when this project's registry database exists (nothing is created to find out).
+    /// True when this project's registry database exists (nothing is created to find out),
+    /// or the project keeps it on a shared server (which other hosts may have filled).
     pub fn has_registry(&self) -> bool {
         fs::symlink_metadata(self.db_path()).is_ok()
+            || crate::core::fleet::database_url(self).is_some()
     }
 
     /// Lays out the state paths for `root`, refusing a root inside a plugin cache.

@@ -62,6 +62,15 @@ pub struct Settings {
     /// `ORCHESTRATOR_LEDGER_WATCH=0`: `serve` does not watch the checkout; Bash commands
     /// are attributed from `git status` snapshots.
     pub ledger_watch: bool,
+    /// `ORCHESTRATOR_DATABASE_URL`: a PostgreSQL server shared by a fleet (else the
+    /// project's `database.url` file, else the SQLite file). Never printed whole.
+    pub database_url: Option<String>,
+    /// `ORCHESTRATOR_PROJECT_ID`: the project's key on a shared server (else the
+    /// repository's root commit).
+    pub project_id: Option<String>,
+    /// How long connecting to a shared server may take (`connect_timeout` in the URL
+    /// overrides it).
+    pub connect_timeout: Duration,
     /// Values that were set but not valid (each fell back to its default).
     pub problems: Vec<Problem>,
 }
@@ -102,6 +111,12 @@ pub const KNOWN: &[(&str, &str, &str)] = &[
     (LOG, "`warn`, `info` or `debug`", "warn"),
     (SHARE_PROMPTS, "`1` or `0`", "1"),
     (LEDGER_WATCH, "`1` or `0`", "1"),
+    (
+        DATABASE_URL,
+        "`postgres://user:password@host:port/database`",
+        "SQLite file",
+    ),
+    (PROJECT_ID, "any text (128 characters kept)", "root commit"),
 ];
 
 const STALE: &str = "ORCHESTRATOR_STALE_SECS";
@@ -118,6 +133,8 @@ const GUARD_OVERRIDE: &str = "ORCHESTRATOR_GUARD_OVERRIDE";
 const LOG: &str = "ORCHESTRATOR_LOG";
 const SHARE_PROMPTS: &str = "ORCHESTRATOR_SHARE_PROMPTS";
 const LEDGER_WATCH: &str = "ORCHESTRATOR_LEDGER_WATCH";
+const DATABASE_URL: &str = "ORCHESTRATOR_DATABASE_URL";
+const PROJECT_ID: &str = "ORCHESTRATOR_PROJECT_ID";
 /// Not settings but expected `ORCHESTRATOR_*` names: where the project is, and the binary
 /// the plugin's shim runs.
 const OTHER_NAMES: &[&str] = &["ORCHESTRATOR_PROJECT_ROOT", "ORCHESTRATOR_BIN"];
@@ -198,6 +215,8 @@ impl Settings {
             _ => None,
         });
         let ledger_watch = r.read(LEDGER_WATCH, flag);
+        let database_url = r.read(DATABASE_URL, |v| Some(v.to_string()));
+        let project_id = r.read(PROJECT_ID, |v| Some(v.chars().take(128).collect()));
         Self {
             stale_after_ms: stale.map_or(liveness::STALE_AFTER_MS, |s| s * 1000),
             heartbeat: heartbeat.unwrap_or(Duration::from_secs(30)),
@@ -213,6 +232,9 @@ impl Settings {
             log: log.unwrap_or(LogLevel::Warn),
             share_prompts: share_prompts.unwrap_or(true),
             ledger_watch: ledger_watch.unwrap_or(true),
+            database_url,
+            project_id,
+            connect_timeout: Duration::from_secs(2),
             problems: r.problems,
         }
     }

@@ -141,6 +141,13 @@ pub fn run_as(event: &str, agent: Option<&str>) -> i32 {
         answer.send(&mut std::io::stdout().lock())
     });
     if let Err(e) = answered {
+        // A shared server that is down is said at most once a minute, not every turn.
+        if crate::core::store::is_unreachable(&e)
+            && !ProjectPaths::resolve()
+                .is_ok_and(|p| crate::core::fleet::should_say_unreachable(&p))
+        {
+            return 0;
+        }
         let why = format!("{e:#}");
         let why = text::inline(&why, text::LINE);
         eprintln!("[orchestrator] hook {}: {why}", printable(event));

@@ -60,8 +60,12 @@ impl ServerState {
     }
 
     /// The store, even if a panicking thread poisoned the lock (its data is in SQLite).
+    /// The store, reconnected first when a shared server's connection broke (the error,
+    /// if the server is still away, surfaces from the operation itself).
     pub fn store(&self) -> MutexGuard<'_, Store> {
-        self.store.lock().unwrap_or_else(|p| p.into_inner())
+        let mut guard = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = guard.reconnect_if_broken();
+        guard
     }
 
     pub fn binding(&self) -> Option<Binding> {

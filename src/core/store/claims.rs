@@ -1,9 +1,10 @@
 //! Claims on paths or globs, owned by a session and lived only while it lives.
 
+use super::db::Row;
 use super::{SessionRow, Store};
+use crate::args;
 use crate::core::clock;
 use anyhow::Result;
-use rusqlite::{params, OptionalExtension};
 
 /// One claim.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -19,12 +20,12 @@ pub struct Claim {
     pub worktree: Option<String>,
 }
 
-fn claim(r: &rusqlite::Row<'_>) -> rusqlite::Result<Claim> {
+fn claim(r: &Row) -> Result<Claim> {
     Ok(Claim {
         id: r.get(0)?,
         session_id: r.get(1)?,
         pattern: r.get(2)?,
-        exclusive: r.get::<_, i64>(3)? != 0,
+        exclusive: r.get::<i64>(3)? != 0,
         reason: r.get(4)?,
         created_at_ms: r.get(5)?,
         expires_at_ms: r.get(6)?,
@@ -63,24 +64,26 @@ impl Store {
             if let Some(why) = refuse(&s.all_sessions()?, &s.all_claims()?) {
                 return Ok(Err(why));
             }
-            let mut stmt = s.conn.prepare_cached(
-                "INSERT INTO claims
+            let sql = "INSERT INTO claims
                    (session_id, pattern, exclusive, reason, created_at_ms, expires_at_ms, worktree)
                  VALUES (?1,?2,?3,?4,?5,?6,?7)
                  ON CONFLICT(session_id, pattern)
-                 DO UPDATE SET exclusive=?3, reason=?4, expires_at_ms=?6, worktree=?7",
-            )?;
+                 DO UPDATE SET exclusive=excluded.exclusive, reason=excluded.reason,
+                   expires_at_ms=excluded.expires_at_ms, worktree=excluded.worktree";
             let expires = req.ttl_ms.map(|t| now_ms.saturating_add(t));
             for p in req.patterns {
-                stmt.execute(params![
-                    req.session_id,
-                    p,
-                    req.exclusive as i64,
-                    req.reason,
-                    now_ms,
-                    expires,
-                    req.worktree
-                ])?;
+                s.conn.execute(
+                    sql,
+                    args![
+                        req.session_id,
+                        p,
+                        req.exclusive as i64,
+                        req.reason,
+                        now_ms,
+                        expires,
+                        req.worktree
+                    ],
+                )?;
             }
             Ok(Ok(()))
         })
@@ -88,13 +91,11 @@ impl Store {
 
     /// Every claim, oldest first.
     pub fn all_claims(&self) -> Result<Vec<Claim>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!("SELECT {COLS} FROM claims ORDER BY id"))?;
-        let rows = stmt
-            .query_map([], claim)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.conn.query_map(
+            &format!("SELECT {COLS} FROM claims ORDER BY id"),
+            args![],
+            claim,
+        )
     }
 
     /// Claims whose pattern covers `path` (the pattern test runs here, in Rust; globs
@@ -104,24 +105,19 @@ impl Store {
         path: &str,
         covers: impl Fn(&str, &str) -> bool,
     ) -> Result<Vec<Claim>> {
-        let ids: Vec<i64> = {
-            let mut stmt = self.conn.prepare_cached("SELECT id, pattern FROM claims")?;
-            let mut rows = stmt.query([])?;
-            let mut ids = Vec::new();
-            while let Some(r) = rows.next()? {
+        let mut ids: Vec<i64> = Vec::new();
+        self.conn
+            .for_each("SELECT id, pattern FROM claims", args![], |r| {
                 let pattern: String = r.get(1)?;
                 if covers(&pattern, path) {
                     ids.push(r.get(0)?);
                 }
-            }
-            ids
-        };
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!("SELECT {COLS} FROM claims WHERE id=?1"))?;
+                Ok(true)
+            })?;
         let mut out = Vec::new();
         for id in ids {
-            if let Some(c) = stmt.query_row([id], claim).optional()? {
+            let sql = format!("SELECT {COLS} FROM claims WHERE id=?1");
+            if let Some(c) = self.conn.query_opt(&sql, args![id], claim)? {
                 out.push(c);
             }
         }
@@ -130,50 +126,48 @@ impl Store {
 
     /// Sessions holding at least one claim.
     pub fn claim_holders(&self) -> Result<Vec<String>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT DISTINCT session_id FROM claims")?;
-        let rows = stmt
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.conn
+            .query_map("SELECT DISTINCT session_id FROM claims", args![], |r| {
+                r.get(0)
+            })
     }
 
     /// Claims whose ttl has passed at `now_ms`.
     pub fn lapsed_claims(&self, now_ms: i64) -> Result<Vec<Claim>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {COLS} FROM claims WHERE expires_at_ms IS NOT NULL AND expires_at_ms<=?1"
-        ))?;
-        let rows = stmt
-            .query_map([now_ms], claim)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.conn.query_map(
+            &format!(
+                "SELECT {COLS} FROM claims WHERE expires_at_ms IS NOT NULL AND expires_at_ms<=?1"
+            ),
+            args![now_ms],
+            claim,
+        )
     }
 
     pub fn claims_of(&self, session_id: &str) -> Result<Vec<Claim>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {COLS} FROM claims WHERE session_id=?1 ORDER BY id"
-        ))?;
-        let rows = stmt
-            .query_map([session_id], claim)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.conn.query_map(
+            &format!("SELECT {COLS} FROM claims WHERE session_id=?1 ORDER BY id"),
+            args![session_id],
+            claim,
+        )
     }
 
     /// Deletes one claim; returns the sessions that were waiting on it, or `None` when
     /// it was already gone (another process dropped it first, and told them).
     pub fn drop_claim(&self, id: i64) -> Result<Option<Vec<String>>> {
         self.atomically(|s| {
-            if s.conn.execute("DELETE FROM claims WHERE id=?1", [id])? == 0 {
+            if s.conn
+                .execute("DELETE FROM claims WHERE id=?1", args![id])?
+                == 0
+            {
                 return Ok(None);
             }
-            let waiters = s
-                .conn
-                .prepare_cached("SELECT session_id FROM claim_waiters WHERE claim_id=?1")?
-                .query_map([id], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()?;
+            let waiters: Vec<String> = s.conn.query_map(
+                "SELECT session_id FROM claim_waiters WHERE claim_id=?1",
+                args![id],
+                |r| r.get(0),
+            )?;
             s.conn
-                .execute("DELETE FROM claim_waiters WHERE claim_id=?1", [id])?;
+                .execute("DELETE FROM claim_waiters WHERE claim_id=?1", args![id])?;
             Ok(Some(waiters))
         })
     }
@@ -182,23 +176,21 @@ impl Store {
     /// claim is gone meanwhile: nobody would ever tell that waiter).
     pub fn add_waiter(&self, id: i64, session_id: &str) -> Result<()> {
         self.conn.execute(
-            "INSERT OR IGNORE INTO claim_waiters (claim_id, session_id)
-             SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM claims WHERE id=?1)",
-            params![id, session_id],
+            "INSERT INTO claim_waiters (claim_id, session_id)
+             SELECT CAST(?1 AS BIGINT), CAST(?2 AS TEXT) WHERE EXISTS (SELECT 1 FROM claims WHERE id=?1)
+             ON CONFLICT DO NOTHING",
+            args![id, session_id],
         )?;
         Ok(())
     }
 
     /// The stored working-tree snapshot of `session_id`: (entries JSON, taken at ms).
     pub fn tree_snapshot(&self, session_id: &str) -> Result<Option<(String, i64)>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT entries, at_ms FROM tree_snapshots WHERE session_id=?1",
-                [session_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?)
+        self.conn.query_opt(
+            "SELECT entries, at_ms FROM tree_snapshots WHERE session_id=?1",
+            args![session_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     pub fn put_tree_snapshot(
@@ -208,8 +200,10 @@ impl Store {
         entries: &str,
     ) -> Result<()> {
         self.conn.execute(
-            "INSERT OR REPLACE INTO tree_snapshots (session_id, head, entries, at_ms) VALUES (?1,?2,?3,?4)",
-            params![session_id, head, entries, clock::now_ms()],
+            "INSERT INTO tree_snapshots (session_id, head, entries, at_ms) VALUES (?1,?2,?3,?4)
+             ON CONFLICT (session_id) DO UPDATE SET head=excluded.head, entries=excluded.entries,
+               at_ms=excluded.at_ms",
+            args![session_id, head, entries, clock::now_ms()],
         )?;
         Ok(())
     }

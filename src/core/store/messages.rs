@@ -12,10 +12,11 @@
 //! still `queued`; on a notice, the negated stamp in `delivered_at_ms` (NULL is pending,
 //! positive is delivered).
 
+use super::db::Row;
 use super::Store;
+use crate::args;
 use crate::core::clock;
 use anyhow::Result;
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 /// How long what a lease took stays withheld from other answers: far longer than writing
 /// an answer takes (and than the busy timeout its confirm may wait), short enough that a
@@ -135,7 +136,7 @@ const INBOUND: &str =
     "SELECT m.id, m.sender_id, m.sender_name, m.sender_role, m.sender_task, m.body,
     m.reply_to, m.created_at_ms, d.state FROM deliveries d JOIN messages m ON m.id = d.message_id";
 
-fn inbound(r: &rusqlite::Row<'_>) -> rusqlite::Result<Inbound> {
+fn inbound(r: &Row) -> Result<Inbound> {
     Ok(Inbound {
         id: r.get(0)?,
         sender_id: r.get(1)?,
@@ -160,17 +161,13 @@ impl Store {
         recipients: &[String],
     ) -> Result<i64> {
         let now = clock::now_ms();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin()?;
         let thread: Option<i64> = match reply_to {
-            Some(r) => tx
-                .query_row(
-                    "SELECT COALESCE(thread_id, id) FROM messages WHERE id=?1",
-                    [r],
-                    |row| row.get(0),
-                )
-                .optional()?,
+            Some(r) => tx.query_opt(
+                "SELECT COALESCE(thread_id, id) FROM messages WHERE id=?1",
+                args![r],
+                |row| row.get(0),
+            )?,
             None => None,
         };
         if reply_to.is_some() && thread.is_none() {
@@ -179,20 +176,20 @@ impl Store {
                 reply_to.unwrap_or(0)
             );
         }
-        tx.execute(
+        let id: i64 = tx.query_row(
             "INSERT INTO messages (sender_id, sender_name, sender_role, sender_task, address, body,
-               reply_to, thread_id, created_at_ms) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
-            params![from.id, from.name, from.role, from.task, address, body, reply_to, thread, now],
+               reply_to, thread_id, created_at_ms) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9) RETURNING id",
+            args![from.id, from.name, from.role, from.task, address, body, reply_to, thread, now],
+            |r| r.get(0),
         )?;
-        let id = tx.last_insert_rowid();
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT OR IGNORE INTO deliveries (message_id, recipient_id, queued_at_ms) VALUES (?1,?2,?3)",
+        for r in recipients {
+            tx.execute(
+                "INSERT INTO deliveries (message_id, recipient_id, queued_at_ms) VALUES (?1,?2,?3)
+                 ON CONFLICT DO NOTHING",
+                args![id, r, now],
             )?;
-            for r in recipients {
-                stmt.execute(params![id, r, now])?;
-            }
         }
+        tx.notify()?;
         tx.commit()?;
         Ok(id)
     }
@@ -210,12 +207,10 @@ impl Store {
         let sql = format!(
             "SELECT EXISTS (SELECT 1 FROM deliveries WHERE recipient_id=?1 AND state='queued') OR {},
                EXISTS (SELECT 1 FROM sessions WHERE session_id=?1 AND rung_ms IS NOT NULL)",
-            if notices { pending_notice } else { "0" }
+            if notices { pending_notice } else { "FALSE" }
         );
-        Ok(self
-            .conn
-            .prepare_cached(&sql)?
-            .query_row([recipient], |r| Ok((r.get(0)?, r.get(1)?)))?)
+        self.conn
+            .query_row(&sql, args![recipient], |r| Ok((r.get(0)?, r.get(1)?)))
     }
 
     /// Leases what is due for `recipient`: its notices (if `notices`), and its messages,
@@ -230,33 +225,26 @@ impl Store {
     ) -> Result<Due> {
         let now = clock::now_ms();
         let lapsed = now - LEASE_MS;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin()?;
         let notices: Vec<Notice> = if notices {
-            let mut stmt = tx.prepare_cached(&format!(
-                "SELECT id, body FROM notices WHERE {DUE_NOTICE} ORDER BY id"
-            ))?;
-            let rows = stmt
-                .query_map(params![recipient, lapsed], |r| {
+            tx.query_map(
+                &format!("SELECT id, body FROM notices WHERE {DUE_NOTICE} ORDER BY id"),
+                args![recipient, lapsed],
+                |r| {
                     Ok(Notice {
                         id: r.get(0)?,
                         body: r.get(1)?,
                     })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            rows
+                },
+            )?
         } else {
             Vec::new()
         };
-        let all: Vec<Inbound> = {
-            let mut stmt =
-                tx.prepare_cached(&format!("{INBOUND} WHERE {DUE_DELIVERY} ORDER BY m.id"))?;
-            let rows = stmt
-                .query_map(params![recipient, lapsed], inbound)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            rows
-        };
+        let all: Vec<Inbound> = tx.query_map(
+            &format!("{INBOUND} WHERE {DUE_DELIVERY} ORDER BY m.id"),
+            args![recipient, lapsed],
+            inbound,
+        )?;
         let mut used = 0;
         let mut taken = Vec::new();
         for m in &all {
@@ -270,26 +258,25 @@ impl Store {
                 break;
             }
         }
-        {
-            let mut stmt = tx.prepare_cached(
+        for m in &taken {
+            tx.execute(
                 "UPDATE deliveries SET in_context_at_ms=?3 WHERE message_id=?1 AND recipient_id=?2",
+                args![m.id, recipient, now],
             )?;
-            for m in &taken {
-                stmt.execute(params![m.id, recipient, now])?;
-            }
-            let mut stmt =
-                tx.prepare_cached("UPDATE notices SET delivered_at_ms=?2 WHERE id=?1")?;
-            for n in &notices {
-                stmt.execute(params![n.id, -now])?;
-            }
-            // The recipient took delivery: a ring pending for it is spent, and the next
-            // message rings again (see `wake.rs`).
-            if !taken.is_empty() || !notices.is_empty() {
-                tx.prepare_cached(
-                    "UPDATE sessions SET rung_ms=NULL WHERE session_id=?1 AND rung_ms IS NOT NULL",
-                )?
-                .execute([recipient])?;
-            }
+        }
+        for n in &notices {
+            tx.execute(
+                "UPDATE notices SET delivered_at_ms=?2 WHERE id=?1",
+                args![n.id, -now],
+            )?;
+        }
+        // The recipient took delivery: a ring pending for it is spent, and the next
+        // message rings again (see `wake.rs`).
+        if !taken.is_empty() || !notices.is_empty() {
+            tx.execute(
+                "UPDATE sessions SET rung_ms=NULL WHERE session_id=?1 AND rung_ms IS NOT NULL",
+                args![recipient],
+            )?;
         }
         tx.commit()?;
         let lease = Lease {
@@ -323,31 +310,27 @@ impl Store {
             return Ok(());
         }
         let now = clock::now_ms();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin()?;
         for id in &lease.messages {
             let (to, stamp) = (&lease.recipient, lease.stamp);
             match written_via {
-                Some(via) => tx
-                    .prepare_cached(
-                        "UPDATE deliveries SET state='in_context', via=?4, in_context_at_ms=?5
-                         WHERE message_id=?1 AND recipient_id=?2 AND state='queued' AND in_context_at_ms=?3",
-                    )?
-                    .execute(params![id, to, stamp, via, now])?,
-                None => tx
-                    .prepare_cached(
-                        "UPDATE deliveries SET in_context_at_ms=NULL
-                         WHERE message_id=?1 AND recipient_id=?2 AND state='queued' AND in_context_at_ms=?3",
-                    )?
-                    .execute(params![id, to, stamp])?,
+                Some(via) => tx.execute(
+                    "UPDATE deliveries SET state='in_context', via=?4, in_context_at_ms=?5
+                     WHERE message_id=?1 AND recipient_id=?2 AND state='queued' AND in_context_at_ms=?3",
+                    args![id, to, stamp, via, now],
+                )?,
+                None => tx.execute(
+                    "UPDATE deliveries SET in_context_at_ms=NULL
+                     WHERE message_id=?1 AND recipient_id=?2 AND state='queued' AND in_context_at_ms=?3",
+                    args![id, to, stamp],
+                )?,
             };
         }
         for id in &lease.notices {
-            tx.prepare_cached(
+            tx.execute(
                 "UPDATE notices SET delivered_at_ms=?3 WHERE id=?1 AND delivered_at_ms=?2",
-            )?
-            .execute(params![id, -lease.stamp, written_via.map(|_| now)])?;
+                args![id, -lease.stamp, written_via.map(|_| now)],
+            )?;
         }
         tx.commit()?;
         Ok(())
@@ -360,13 +343,11 @@ impl Store {
         } else {
             ""
         };
-        let mut stmt = self.conn.prepare(&format!(
-            "{INBOUND} WHERE d.recipient_id=?1 {cond} ORDER BY m.id DESC LIMIT ?2"
-        ))?;
-        let rows = stmt
-            .query_map(params![recipient, limit as i64], inbound)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.conn.query_map(
+            &format!("{INBOUND} WHERE d.recipient_id=?1 {cond} ORDER BY m.id DESC LIMIT ?2"),
+            args![recipient, limit as i64],
+            inbound,
+        )
     }
 
     /// Marks the inbox's queued messages as in context (the agent is reading them now).
@@ -376,7 +357,7 @@ impl Store {
             self.conn.execute(
                 "UPDATE deliveries SET state='in_context', via='inbox', in_context_at_ms=?3
                  WHERE message_id=?1 AND recipient_id=?2 AND state='queued'",
-                params![id, recipient, now],
+                args![id, recipient, now],
             )?;
         }
         Ok(())
@@ -389,30 +370,28 @@ impl Store {
             "UPDATE deliveries SET state='acked', acked_at_ms=?3,
                in_context_at_ms=COALESCE(in_context_at_ms, ?3), via=COALESCE(via, 'ack')
              WHERE message_id=?1 AND recipient_id=?2",
-            params![message_id, recipient, now],
+            args![message_id, recipient, now],
         )? > 0)
     }
 
     /// The sender of message `id`, if it exists.
     pub fn message_sender(&self, id: i64) -> Result<Option<String>> {
-        Ok(self
-            .conn
-            .query_row("SELECT sender_id FROM messages WHERE id=?1", [id], |r| {
-                r.get(0)
-            })
-            .optional()?)
+        self.conn.query_opt(
+            "SELECT sender_id FROM messages WHERE id=?1",
+            args![id],
+            |r| r.get(0),
+        )
     }
 
     /// Per-recipient receipts of message `id`.
     pub fn receipts(&self, id: i64) -> Result<Vec<Receipt>> {
-        let mut stmt = self.conn.prepare(
+        self.conn.query_map(
             "SELECT recipient_id, state, via, queued_at_ms,
                CASE WHEN state='queued' THEN NULL ELSE in_context_at_ms END, acked_at_ms,
                ring, rung_ms
              FROM deliveries WHERE message_id=?1 ORDER BY recipient_id",
-        )?;
-        let rows = stmt
-            .query_map([id], |r| {
+            args![id],
+            |r| {
                 let t = |v: Option<i64>| v.map(clock::iso);
                 let queued: i64 = r.get(3)?;
                 let in_context: Option<i64> = r.get(4)?;
@@ -433,63 +412,56 @@ impl Store {
                     rung_at_ms: rung,
                     in_context_at_ms: in_context,
                 })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+            },
+        )
     }
 
     /// Count of deliveries to `recipient` not yet acknowledged.
     pub fn unacked_count(&self, recipient: &str) -> Result<i64> {
-        Ok(self.conn.query_row(
+        self.conn.query_row(
             "SELECT count(*) FROM deliveries WHERE recipient_id=?1 AND state<>'acked'",
-            [recipient],
+            args![recipient],
             |r| r.get(0),
-        )?)
+        )
     }
 
     /// Queued (never seen) delivery counts per recipient, for `doctor`.
     pub fn queued_by_recipient(&self) -> Result<Vec<(String, i64)>> {
-        let mut stmt = self.conn.prepare(
+        self.conn.query_map(
             "SELECT recipient_id, count(*) FROM deliveries WHERE state='queued'
              GROUP BY recipient_id ORDER BY recipient_id",
-        )?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+            args![],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     /// Queues a system notice for `session_id`'s next turn.
     pub fn add_notice(&self, session_id: &str, body: &str) -> Result<()> {
         self.conn.execute(
             "INSERT INTO notices (session_id, body, created_at_ms) VALUES (?1, ?2, ?3)",
-            params![session_id, body, clock::now_ms()],
+            args![session_id, body, clock::now_ms()],
         )?;
-        Ok(())
+        self.conn.notify()
     }
 
     /// Senders (other than `human`) with queued messages to `recipient`, and how many each.
     pub fn queued_senders(&self, recipient: &str) -> Result<Vec<(String, i64)>> {
-        let mut stmt = self.conn.prepare_cached(
+        self.conn.query_map(
             "SELECT m.sender_id, count(*) FROM deliveries d JOIN messages m ON m.id=d.message_id
              WHERE d.recipient_id=?1 AND d.state='queued' AND m.sender_id<>'human' GROUP BY m.sender_id",
-        )?;
-        let rows = stmt
-            .query_map([recipient], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+            args![recipient],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     /// Ids of every session that ever had a delivery or a row, for queueing to absent ids.
     pub fn known_ids(&self) -> Result<Vec<String>> {
-        let mut stmt = self.conn.prepare(
+        self.conn.query_map(
             "SELECT session_id FROM sessions UNION SELECT recipient_id FROM deliveries
              UNION SELECT sender_id FROM messages WHERE sender_id<>'human'",
-        )?;
-        let rows = stmt
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+            args![],
+            |r| r.get(0),
+        )
     }
 }
 
@@ -509,14 +481,13 @@ pub struct Recent {
 impl Store {
     /// The newest `limit` messages with delivery progress.
     pub fn recent_messages(&self, limit: usize) -> Result<Vec<Recent>> {
-        let mut stmt = self.conn.prepare_cached(
+        self.conn.query_map(
             "SELECT m.id, m.sender_id, m.sender_name, m.address, m.body, m.created_at_ms,
                (SELECT count(*) FROM deliveries d WHERE d.message_id=m.id AND d.state<>'queued'),
                (SELECT count(*) FROM deliveries d WHERE d.message_id=m.id)
              FROM messages m ORDER BY m.id DESC LIMIT ?1",
-        )?;
-        let rows = stmt
-            .query_map([limit as i64], |r| {
+            args![limit as i64],
+            |r| {
                 Ok(Recent {
                     id: r.get(0)?,
                     sender_id: r.get(1)?,
@@ -527,9 +498,8 @@ impl Store {
                     delivered: r.get(6)?,
                     recipients: r.get(7)?,
                 })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+            },
+        )
     }
 }
 
@@ -590,7 +560,7 @@ mod tests {
         // The writer died: its lease lapses (moved back in time, stamp and rows).
         again.lease.stamp -= LEASE_MS + 1;
         s.conn
-            .execute_batch(&format!(
+            .batch(&format!(
                 "UPDATE deliveries SET in_context_at_ms = in_context_at_ms - {LEASE_MS} - 1;
                  UPDATE notices SET delivered_at_ms = delivered_at_ms + {LEASE_MS} + 1;"
             ))

@@ -1,9 +1,10 @@
-//! The SQLite store: the one source of truth for sessions, touches and messages.
-//!
-//! Kept behind this narrow type so another backend (PostgreSQL for multi-host fleets) can
-//! replace it; callers never see SQL.
+//! The store: the one source of truth for sessions, touches and messages — an SQLite
+//! file per project by default, or a schema on a shared PostgreSQL server for fleets
+//! beyond one machine (`ORCHESTRATOR_DATABASE_URL`). Callers never see SQL or the engine;
+//! the engines differ only below [`db::Conn`].
 
 pub mod claims;
+pub mod db;
 pub mod messages;
 mod migrations;
 pub mod repair;
@@ -15,7 +16,8 @@ pub mod wake;
 use crate::core::paths::ProjectPaths;
 use crate::core::private_fs;
 use anyhow::{Context, Result};
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use db::Conn;
+use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 use std::time::Duration;
 
@@ -31,12 +33,26 @@ pub fn busy_timeout() -> Duration {
 
 /// An open store; one connection, used from one thread at a time.
 pub struct Store {
-    pub(crate) conn: Connection,
+    pub(crate) conn: Conn,
 }
 
 impl Store {
-    /// Opens (creating if needed) the project's database and brings its schema up to date.
+    /// Opens (creating if needed) the project's database and brings its schema up to date:
+    /// the PostgreSQL one when `ORCHESTRATOR_DATABASE_URL` names a server, else the
+    /// project's SQLite file.
     pub fn open(paths: &ProjectPaths) -> Result<Self> {
+        if let Some(url) = crate::core::fleet::database_url(paths) {
+            paths.ensure_state_dir()?;
+            return Self::open_pg(&db::pg::Target {
+                url,
+                project_id: crate::core::fleet::project_id(paths)?,
+            });
+        }
+        Self::open_sqlite(paths)
+    }
+
+    /// Opens (creating if needed) the project's SQLite file, whatever the settings say.
+    pub fn open_sqlite(paths: &ProjectPaths) -> Result<Self> {
         paths.ensure_state_dir()?;
         private_fs::ensure_dir(&paths.db_dir())?;
         let db = paths.db_path();
@@ -54,6 +70,16 @@ impl Store {
         )
         .with_context(|| format!("cannot open database {}", db.display()))?;
         Self::from_connection(conn).map_err(|e| explain(e, &db))
+    }
+
+    /// Opens the project's schema on a PostgreSQL server, creating or upgrading it, and
+    /// takes the server's clock as this process's (heartbeats are compared across hosts).
+    pub fn open_pg(target: &db::pg::Target) -> Result<Self> {
+        let settings = crate::core::settings::get();
+        let conn = db::pg::PgConn::connect(target, settings.connect_timeout, busy_timeout())?;
+        let conn = Conn::Pg(Box::new(conn));
+        migrations::migrate_pg(&conn, target)?;
+        Ok(Self { conn })
     }
 
     /// An in-memory store for tests and benches.
@@ -88,9 +114,12 @@ impl Store {
             rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
             true,
         )?;
-        let mut store = Self { conn };
-        retry_busy(|| migrations::migrate(&mut store.conn))?;
-        Ok(store)
+        conn.set_prepared_statement_cache_capacity(64);
+        let mut conn = conn;
+        retry_busy(|| migrations::migrate(&mut conn))?;
+        Ok(Self {
+            conn: Conn::Sqlite(conn),
+        })
     }
 
     /// Runs `f` inside one immediate transaction, so nothing `f` reads changes before its
@@ -99,29 +128,70 @@ impl Store {
     /// Nested calls join the outer transaction; `f` must not call `end` or `prune`, which
     /// open their own (the `&mut self` ones cannot be called from `f` at all).
     pub fn atomically<T>(&self, f: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
-        if !self.conn.is_autocommit() {
+        if self.conn.in_transaction() {
             return f(self);
         }
-        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin()?;
         let out = f(self)?;
         tx.commit()?;
         Ok(out)
     }
 
-    /// `PRAGMA quick_check`: "ok" or the first problems found.
+    /// `PRAGMA quick_check`: "ok" or the first problems found. A PostgreSQL server
+    /// checks its own pages; there it is "ok" when the schema answers.
     pub fn quick_check(&self) -> Result<String> {
-        let mut stmt = self.conn.prepare("PRAGMA quick_check")?;
-        let rows: Vec<String> = stmt
-            .query_map([], |r| r.get::<_, String>(0))?
-            .collect::<rusqlite::Result<_>>()?;
+        let sql = match self.conn {
+            Conn::Sqlite(_) => "PRAGMA quick_check",
+            Conn::Pg(_) => "SELECT 'ok' FROM meta",
+        };
+        let rows: Vec<String> = self.conn.query_map(sql, crate::args![], |r| r.get(0))?;
         Ok(rows.join("; "))
     }
 
     /// The schema version this database is at.
     pub fn schema_version(&self) -> Result<i64> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        let sql = match self.conn {
+            Conn::Sqlite(_) => "PRAGMA user_version",
+            Conn::Pg(_) => "SELECT version FROM meta",
+        };
+        self.conn.query_row(sql, crate::args![], |r| r.get(0))
+    }
+
+    /// The engine in words, for `doctor` and `status`: the SQLite file, or the server
+    /// (password hidden) and the project's schema.
+    pub fn describe_engine(&self, paths: &ProjectPaths) -> String {
+        match &self.conn {
+            Conn::Sqlite(_) => format!("SQLite {}", paths.db_path().display()),
+            Conn::Pg(c) => format!("PostgreSQL {} schema {}", c.url_redacted(), c.channel()),
+        }
+    }
+
+    /// True on a shared PostgreSQL server (rows of other hosts are expected).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.conn, Conn::Pg(_))
+    }
+
+    /// The PostgreSQL connection, for listening to the project's notifications.
+    pub fn pg(&self) -> Option<&db::pg::PgConn> {
+        self.conn.pg()
+    }
+
+    /// Reconnects a shared server's connection that broke (a server restart, a network
+    /// outage), so a long-lived `serve` resumes when the server returns. SQLite: nothing.
+    pub fn reconnect_if_broken(&mut self) -> Result<()> {
+        let target = match &self.conn {
+            Conn::Pg(c) if c.is_closed() => c.target().clone(),
+            _ => return Ok(()),
+        };
+        let fresh = Self::open_pg(&target)?;
+        let listening = self.conn.pg().is_some_and(|c| c.is_listening());
+        *self = fresh;
+        if listening {
+            if let Some(c) = self.conn.pg() {
+                c.listen()?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -181,7 +251,10 @@ fn retry_busy<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
 /// Turns SQLite's terse errors into one line that names the file and the fix.
 fn explain(e: anyhow::Error, db: &Path) -> anyhow::Error {
     let msg = format!("{e:#}");
-    if msg.starts_with(&format!("database {}", db.display())) {
+    if is_unreachable(&e) || msg.starts_with("PostgreSQL") {
+        // A shared server's errors name the server, not this host's file.
+        e
+    } else if msg.starts_with(&format!("database {}", db.display())) {
         // Already explained.
         e
     } else if repair::is_damage(&e) {
@@ -214,6 +287,13 @@ fn names_a_state_path(msg: &str, db: &Path) -> bool {
     db.parent()
         .and_then(Path::parent)
         .is_some_and(|state_dir| msg.contains(&state_dir.display().to_string()))
+}
+
+/// True when `e` says the shared database server could not be reached (or the
+/// connection to it broke): an outage, reported by hooks at most once a minute.
+pub fn is_unreachable(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|c| c.downcast_ref::<db::pg::Unreachable>().is_some())
 }
 
 /// Wraps a store error the same way for operations after open.

@@ -72,8 +72,11 @@ impl Store {
             Ok(r) => out.push(format!("quick_check: {}", first_chars(&r, 300))),
             Err(e) => out.push(format!("quick_check failed: {e:#}")),
         }
+        let Some(conn) = self.conn.sqlite() else {
+            return out; // A PostgreSQL server checks its own pages.
+        };
         let expected = Schema::expected();
-        match (Schema::of(&self.conn), expected) {
+        match (Schema::of(conn), expected) {
             (Ok(have), Ok(want)) => {
                 let missing = have.missing_from(&want);
                 if !missing.is_empty() {
@@ -131,7 +134,7 @@ pub fn repair(paths: &ProjectPaths) -> Result<Repaired> {
             backup.display()
         )
     })?;
-    let mut fresh = Store::open(paths)?;
+    let mut fresh = Store::open_sqlite(paths)?;
     let old_db = backup.join(
         paths
             .db_path()
@@ -154,7 +157,7 @@ pub fn repair(paths: &ProjectPaths) -> Result<Repaired> {
     let mut tables = Vec::new();
     for (table, cols) in &want.tables {
         let c = match &old {
-            Ok(old) => copy_table(old, &mut fresh.conn, table, cols)?,
+            Ok(old) => copy_table(old, fresh.conn.sqlite_mut()?, table, cols)?,
             Err(_) => Copied {
                 table: table.clone(),
                 missing: true,
@@ -284,7 +287,7 @@ mod tests {
         let paths = ProjectPaths::from_root(tmp.path())?;
         {
             let s = Store::open(&paths)?;
-            s.conn.execute_batch(
+            s.conn.batch(
                 "PRAGMA foreign_keys=OFF;
                  INSERT INTO messages (id, sender_id, address, body, created_at_ms)
                      VALUES (7, 'human', '@all', 'hello', 1);

@@ -3,6 +3,7 @@
 //! notices, history and working-tree snapshot, forever.
 
 use super::Store;
+use crate::args;
 use crate::core::store::touches::RETAIN_MS as TOUCH_RETAIN_MS;
 use anyhow::Result;
 
@@ -46,19 +47,20 @@ impl Store {
             "FROM tree_snapshots WHERE session_id NOT IN (SELECT session_id FROM sessions)"
                 .to_string();
         let touches = format!("FROM touches WHERE at_ms < {touched}");
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.conn.begin()?;
         let run = |rule: &str| -> Result<usize> {
             if dry_run {
-                let n: i64 = tx.query_row(&format!("SELECT count(*) {rule}"), [], |r| r.get(0))?;
+                let n: i64 =
+                    tx.query_row(&format!("SELECT count(*) {rule}"), args![], |r| r.get(0))?;
                 Ok(n as usize)
             } else {
-                Ok(tx.execute(&format!("DELETE {rule}"), [])?)
+                tx.execute(&format!("DELETE {rule}"), args![])
             }
         };
         if !dry_run {
             tx.execute(
                 &format!("DELETE FROM deliveries WHERE message_id IN (SELECT id {messages})"),
-                [],
+                args![],
             )?;
         }
         let out = Pruned {

@@ -1,12 +1,13 @@
 //! Registry operations. The rule that makes drift impossible lives here: an agent process
 //! owns at most one row, and registering a new id for it *moves* the row in one transaction.
 
+use super::db::{Conn, Row};
 use super::Store;
+use crate::args;
 use crate::core::clock;
 use crate::core::identity::process::host_id;
 use crate::core::identity::{AgentProcess, Evidence, SessionId};
 use anyhow::Result;
-use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
 
 /// One registry row.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -70,12 +71,12 @@ const COLS: &str = "session_id, id8, role, name, started_at, last_heartbeat_at, 
     agent_pid, agent_started_at, server_pid, server_token, host, boot_id, evidence, activity,
     activity_since, last_tool, roster_hash, worktree, branch, gist, gist_ms, title, agent_cli";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
+fn from_row(r: &Row) -> Result<SessionRow> {
     Ok(SessionRow {
         session_id: r.get(0)?,
         id8: r.get(1)?,
         role: r
-            .get::<_, Option<String>>(2)?
+            .get::<Option<String>>(2)?
             .unwrap_or_else(|| "subordinate".into()),
         name: r.get(3)?,
         started_at: r.get(4)?,
@@ -83,7 +84,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
         current_task: r.get(6)?,
         kind: r.get(7)?,
         agent_pid: r.get(8)?,
-        agent_started_at: r.get::<_, Option<i64>>(9)?.map(|v| v as u64),
+        agent_started_at: r.get::<Option<i64>>(9)?.map(|v| v as u64),
         server_pid: r.get(10)?,
         server_token: r.get(11)?,
         host: r.get(12)?,
@@ -166,9 +167,7 @@ impl Store {
     /// Upserts `reg.id` with a fresh heartbeat; any other row owned by the same agent
     /// process is moved to it in the same transaction (see [`carry_over`]).
     pub fn register(&mut self, reg: &Registration<'_>) -> Result<Registered> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin()?;
         let out = register_in(&tx, reg, None)?;
         tx.commit()?;
         Ok(out)
@@ -181,9 +180,7 @@ impl Store {
             self.heartbeat(old)?;
             return Ok(Registered::default());
         }
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin()?;
         let old_row = row_in(&tx, old)?;
         let out = register_in(&tx, reg, old_row)?;
         tx.commit()?;
@@ -194,7 +191,7 @@ impl Store {
     pub fn heartbeat(&self, id: &str) -> Result<bool> {
         let n = self.conn.execute(
             "UPDATE sessions SET last_heartbeat_at=?2 WHERE session_id=?1",
-            params![id, clock::iso(clock::now_ms())],
+            args![id, clock::iso(clock::now_ms())],
         )?;
         Ok(n > 0)
     }
@@ -202,50 +199,38 @@ impl Store {
     /// The id of the row `agent` owns on this host, if any.
     pub fn owned_by(&self, agent: &AgentProcess) -> Result<Option<String>> {
         let h = host_id();
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT session_id FROM sessions WHERE host=?1 AND boot_id=?2 AND agent_pid=?3
-                 AND agent_started_at=?4",
-                params![h.host, h.boot_id, agent.pid, agent.start_ticks as i64],
-                |r| r.get(0),
-            )
-            .optional()?)
+        self.conn.query_opt(
+            "SELECT session_id FROM sessions WHERE host=?1 AND boot_id=?2 AND agent_pid=?3
+             AND agent_started_at=?4",
+            args![h.host, h.boot_id, agent.pid, agent.start_ticks as i64],
+            |r| r.get(0),
+        )
     }
 
     pub fn get(&self, id: &str) -> Result<Option<SessionRow>> {
-        Ok(self
-            .conn
-            .query_row(
-                &format!("SELECT {COLS} FROM sessions WHERE session_id=?1"),
-                [id],
-                from_row,
-            )
-            .optional()?)
+        row_in(&self.conn, id)
     }
 
     /// Every row, live or not, oldest first.
     pub fn all_sessions(&self) -> Result<Vec<SessionRow>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {COLS} FROM sessions ORDER BY started_at, session_id"
-        ))?;
-        let rows = stmt
-            .query_map([], from_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.conn.query_map(
+            &format!("SELECT {COLS} FROM sessions ORDER BY started_at, session_id"),
+            args![],
+            from_row,
+        )
     }
 
     pub fn set_task(&self, id: &str, task: Option<&str>) -> Result<bool> {
         Ok(self.conn.execute(
             "UPDATE sessions SET current_task=?2, last_heartbeat_at=?3 WHERE session_id=?1",
-            params![id, task, clock::iso(clock::now_ms())],
+            args![id, task, clock::iso(clock::now_ms())],
         )? > 0)
     }
 
     pub fn set_name(&self, id: &str, name: Option<&str>) -> Result<bool> {
         Ok(self.conn.execute(
             "UPDATE sessions SET name=?2 WHERE session_id=?1",
-            params![id, name],
+            args![id, name],
         )? > 0)
     }
 
@@ -256,7 +241,7 @@ impl Store {
         self.atomically(|s| {
             let taken: bool = s.conn.query_row(
                 "SELECT EXISTS (SELECT 1 FROM sessions WHERE name=?1 AND session_id<>?2)",
-                params![name, id],
+                args![name, id],
                 |r| r.get(0),
             )?;
             if !taken {
@@ -269,7 +254,7 @@ impl Store {
     pub fn set_role(&self, id: &str, role: &str) -> Result<bool> {
         Ok(self.conn.execute(
             "UPDATE sessions SET role=?2 WHERE session_id=?1",
-            params![id, role],
+            args![id, role],
         )? > 0)
     }
 
@@ -277,9 +262,9 @@ impl Store {
     pub fn set_activity(&self, id: &str, activity: &str) -> Result<bool> {
         let now = clock::iso(clock::now_ms());
         Ok(self.conn.execute(
-            "UPDATE sessions SET activity_since=CASE WHEN activity IS ?2 THEN activity_since ELSE ?3 END,
+            "UPDATE sessions SET activity_since=CASE WHEN activity IS NOT DISTINCT FROM ?2 THEN activity_since ELSE ?3 END,
                activity=?2, last_heartbeat_at=?3 WHERE session_id=?1",
-            params![id, activity, now],
+            args![id, activity, now],
         )? > 0)
     }
 
@@ -287,7 +272,7 @@ impl Store {
     pub fn set_last_tool(&self, id: &str, tool: &str) -> Result<bool> {
         Ok(self.conn.execute(
             "UPDATE sessions SET last_tool=?2, last_heartbeat_at=?3 WHERE session_id=?1",
-            params![id, tool, clock::iso(clock::now_ms())],
+            args![id, tool, clock::iso(clock::now_ms())],
         )? > 0)
     }
 
@@ -295,7 +280,7 @@ impl Store {
     pub fn set_gist(&self, id: &str, gist: &str, at_ms: i64) -> Result<bool> {
         Ok(self.conn.execute(
             "UPDATE sessions SET gist=?2, gist_ms=?3 WHERE session_id=?1",
-            params![id, gist, at_ms],
+            args![id, gist, at_ms],
         )? > 0)
     }
 
@@ -303,15 +288,15 @@ impl Store {
     pub fn set_title(&self, id: &str, title: &str) -> Result<bool> {
         Ok(self.conn.execute(
             "UPDATE sessions SET title=?2 WHERE session_id=?1",
-            params![id, title],
+            args![id, title],
         )? > 0)
     }
 
     /// Records which CLI the session runs (`claude`, `codex`, `gemini`).
     pub fn set_agent_cli(&self, id: &str, cli: &str) -> Result<bool> {
         Ok(self.conn.execute(
-            "UPDATE sessions SET agent_cli=?2 WHERE session_id=?1 AND agent_cli IS NOT ?2",
-            params![id, cli],
+            "UPDATE sessions SET agent_cli=?2 WHERE session_id=?1 AND agent_cli IS DISTINCT FROM ?2",
+            args![id, cli],
         )? > 0)
     }
 
@@ -319,8 +304,8 @@ impl Store {
     pub fn set_place(&self, id: &str, worktree: &str, branch: Option<&str>) -> Result<bool> {
         Ok(self.conn.execute(
             "UPDATE sessions SET worktree=?2, branch=?3
-             WHERE session_id=?1 AND (worktree IS NOT ?2 OR branch IS NOT ?3)",
-            params![id, worktree, branch],
+             WHERE session_id=?1 AND (worktree IS DISTINCT FROM ?2 OR branch IS DISTINCT FROM ?3)",
+            args![id, worktree, branch],
         )? > 0)
     }
 
@@ -328,7 +313,7 @@ impl Store {
     pub fn set_roster_hash(&self, id: &str, hash: &str) -> Result<()> {
         self.conn.execute(
             "UPDATE sessions SET roster_hash=?2 WHERE session_id=?1",
-            params![id, hash],
+            args![id, hash],
         )?;
         Ok(())
     }
@@ -345,23 +330,25 @@ impl Store {
     }
 
     fn end_where(&self, id: &str, token: Option<&str>, how: &str) -> Result<bool> {
-        let tx = self.conn.unchecked_transaction()?;
-        // Write first (the copy), so the transaction takes the write lock at once and
-        // never has to upgrade a read snapshot.
+        let tx = self.conn.begin()?;
         tx.execute(
-            "INSERT OR REPLACE INTO ended_sessions
-               (session_id, id8, name, role, current_task, agent_pid, ended_at_ms, how)
-             SELECT session_id, id8, name, role, current_task, agent_pid, ?3, ?4
-             FROM sessions WHERE session_id=?1 AND (?2 IS NULL OR server_token=?2)",
-            params![id, token, clock::now_ms(), how],
+            &format!(
+                "INSERT INTO ended_sessions
+                   (session_id, id8, name, role, current_task, agent_pid, ended_at_ms, how)
+                 SELECT session_id, id8, name, role, current_task, agent_pid,
+                   CAST(?3 AS BIGINT), CAST(?4 AS TEXT)
+                 FROM sessions WHERE session_id=?1 AND (CAST(?2 AS TEXT) IS NULL OR server_token=?2)
+                 {ENDED_UPSERT}"
+            ),
+            args![id, token, clock::now_ms(), how],
         )?;
         let n = tx.execute(
-            "DELETE FROM sessions WHERE session_id=?1 AND (?2 IS NULL OR server_token=?2)",
-            params![id, token],
+            "DELETE FROM sessions WHERE session_id=?1 AND (CAST(?2 AS TEXT) IS NULL OR server_token=?2)",
+            args![id, token],
         )?;
         if n > 0 {
             // A non-git checkout's snapshot can be large; nothing reads it after the end.
-            tx.execute("DELETE FROM tree_snapshots WHERE session_id=?1", [id])?;
+            tx.execute("DELETE FROM tree_snapshots WHERE session_id=?1", args![id])?;
         }
         tx.commit()?;
         Ok(n > 0)
@@ -369,24 +356,20 @@ impl Store {
 
     /// How `id` ended, if it did (and its record is still kept).
     pub fn ended_how(&self, id: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT how FROM ended_sessions WHERE session_id=?1",
-                [id],
-                |r| r.get(0),
-            )
-            .optional()?)
+        self.conn.query_opt(
+            "SELECT how FROM ended_sessions WHERE session_id=?1",
+            args![id],
+            |r| r.get(0),
+        )
     }
 
     /// Sessions that ended since `since_ms`, newest first: (row-ish facts, ended_at, how).
     pub fn ended_since(&self, since_ms: i64) -> Result<Vec<EndedSession>> {
-        let mut stmt = self.conn.prepare(
+        self.conn.query_map(
             "SELECT session_id, id8, name, role, current_task, agent_pid, ended_at_ms, how
              FROM ended_sessions WHERE ended_at_ms>=?1 ORDER BY ended_at_ms DESC",
-        )?;
-        let rows = stmt
-            .query_map([since_ms], |r| {
+            args![since_ms],
+            |r| {
                 Ok(EndedSession {
                     session_id: r.get(0)?,
                     id8: r.get(1)?,
@@ -397,9 +380,8 @@ impl Store {
                     ended_at: clock::iso(r.get(6)?),
                     how: r.get(7)?,
                 })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+            },
+        )
     }
 
     /// Drops this server instance's ownership of `id`, keeping the row.
@@ -407,7 +389,7 @@ impl Store {
         Ok(self.conn.execute(
             "UPDATE sessions SET server_pid=NULL, server_token=NULL
              WHERE session_id=?1 AND server_token=?2",
-            params![id, token],
+            args![id, token],
         )? > 0)
     }
 
@@ -415,7 +397,7 @@ impl Store {
     pub fn claim_server(&self, id: &str, pid: i32, token: &str) -> Result<bool> {
         Ok(self.conn.execute(
             "UPDATE sessions SET server_pid=?2, server_token=?3 WHERE session_id=?1",
-            params![id, pid, token],
+            args![id, pid, token],
         )? > 0)
     }
 }
@@ -455,16 +437,19 @@ pub struct EndedSession {
     pub how: String,
 }
 
-fn record_end(
-    tx: &rusqlite::Transaction<'_>,
-    row: &SessionRow,
-    how: &str,
-) -> rusqlite::Result<usize> {
+/// `ended_sessions` keeps one record per id: the latest end.
+const ENDED_UPSERT: &str = "ON CONFLICT (session_id) DO UPDATE SET id8=excluded.id8,
+    name=excluded.name, role=excluded.role, current_task=excluded.current_task,
+    agent_pid=excluded.agent_pid, ended_at_ms=excluded.ended_at_ms, how=excluded.how";
+
+fn record_end(tx: &Conn, row: &SessionRow, how: &str) -> Result<usize> {
     tx.execute(
-        "INSERT OR REPLACE INTO ended_sessions
-           (session_id, id8, name, role, current_task, agent_pid, ended_at_ms, how)
-         VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
-        params![
+        &format!(
+            "INSERT INTO ended_sessions
+               (session_id, id8, name, role, current_task, agent_pid, ended_at_ms, how)
+             VALUES (?1,?2,?3,?4,?5,?6,?7,?8) {ENDED_UPSERT}"
+        ),
+        args![
             row.session_id,
             row.id8,
             row.name,
@@ -489,23 +474,17 @@ fn existing_owner_matches(existing: Option<&SessionRow>, reg: &Registration<'_>)
 }
 
 /// `id`'s row as `tx` sees it.
-fn row_in(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Option<SessionRow>> {
-    Ok(tx
-        .query_row(
-            &format!("SELECT {COLS} FROM sessions WHERE session_id=?1"),
-            [id],
-            from_row,
-        )
-        .optional()?)
+fn row_in(tx: &Conn, id: &str) -> Result<Option<SessionRow>> {
+    tx.query_opt(
+        &format!("SELECT {COLS} FROM sessions WHERE session_id=?1"),
+        args![id],
+        from_row,
+    )
 }
 
 /// Upserts `reg.id` inside `tx`, moving to it every other row of the same agent process
 /// and `also` (a row a rebind names); the last moved row lends its name, role and kind.
-fn register_in(
-    tx: &rusqlite::Transaction<'_>,
-    reg: &Registration<'_>,
-    also: Option<SessionRow>,
-) -> Result<Registered> {
+fn register_in(tx: &Conn, reg: &Registration<'_>, also: Option<SessionRow>) -> Result<Registered> {
     let now = clock::iso(clock::now_ms());
     let h = host_id();
     if reg.evidence.is_provisional() {
@@ -527,22 +506,20 @@ fn register_in(
     let mut out = Registered::default();
     let mut olds: Vec<SessionRow> = Vec::new();
     if let Some(a) = reg.agent {
-        let mut stmt = tx.prepare_cached(&format!(
-            "SELECT {COLS} FROM sessions WHERE host=?1 AND boot_id=?2 AND agent_pid=?3
-             AND agent_started_at=?4 AND session_id<>?5"
-        ))?;
-        olds = stmt
-            .query_map(
-                params![
-                    h.host,
-                    h.boot_id,
-                    a.pid,
-                    a.start_ticks as i64,
-                    reg.id.as_str()
-                ],
-                from_row,
-            )?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+        olds = tx.query_map(
+            &format!(
+                "SELECT {COLS} FROM sessions WHERE host=?1 AND boot_id=?2 AND agent_pid=?3
+                 AND agent_started_at=?4 AND session_id<>?5"
+            ),
+            args![
+                h.host,
+                h.boot_id,
+                a.pid,
+                a.start_ticks as i64,
+                reg.id.as_str()
+            ],
+            from_row,
+        )?;
     }
     if let Some(row) = also {
         if row.session_id != reg.id.as_str() && !olds.iter().any(|o| o.session_id == row.session_id)
@@ -554,7 +531,7 @@ fn register_in(
         record_end(tx, old, &format!("moved to SA-{}", reg.id.id8()))?;
         tx.execute(
             "DELETE FROM sessions WHERE session_id=?1",
-            [&old.session_id],
+            args![old.session_id],
         )?;
         if vouched(old) {
             out.carried
@@ -576,12 +553,11 @@ fn register_in(
     };
     let mut role = pick(reg.role, base.map(|b| &b.role)).unwrap_or_else(|| "subordinate".into());
     if let (Some(wanted), Some(LiveTest(live))) = (reg.role, reg.sole_role) {
-        let mut stmt = tx.prepare_cached(&format!(
-            "SELECT {COLS} FROM sessions WHERE role=?1 AND session_id<>?2"
-        ))?;
-        let holders = stmt
-            .query_map(params![wanted, reg.id.as_str()], from_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let holders = tx.query_map(
+            &format!("SELECT {COLS} FROM sessions WHERE role=?1 AND session_id<>?2"),
+            args![wanted, reg.id.as_str()],
+            from_row,
+        )?;
         if let Some(h) = holders.into_iter().find(|h| live(h)) {
             role = "subordinate".into();
             out.role_held_by = Some(h);
@@ -622,7 +598,7 @@ fn register_in(
                agent_pid=?6, agent_started_at=?7, host=?8, boot_id=?9, server_pid=?10,
                server_token=?11, evidence=?12, agent_cli=?13
              WHERE session_id=?1",
-            params![
+            args![
                 reg.id.as_str(),
                 role,
                 name,
@@ -646,7 +622,7 @@ fn register_in(
                current_task, kind, agent_pid, agent_started_at, server_pid, server_token, host,
                boot_id, evidence, activity, activity_since, agent_cli)
              VALUES (?1, ?2, ?3, ?4, ?5, ?5, NULL, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'idle', ?5, ?14)",
-            params![
+            args![
                 reg.id.as_str(),
                 reg.id.id8(),
                 role,
@@ -697,35 +673,43 @@ fn vouched(row: &SessionRow) -> bool {
 /// old id was owed or held moves too: the terminal is the same agent to its siblings, so
 /// mail not yet in any context, pending notices, claims (its uncommitted files are still
 /// there) and the file ledger follow the row instead of lapsing with the old id.
-fn carry_over(tx: &rusqlite::Transaction<'_>, old: &str, new: &str) -> Result<Carried> {
+fn carry_over(tx: &Conn, old: &str, new: &str) -> Result<Carried> {
+    // Where the new id already has a row of the same key, the old one stays behind (and
+    // is deleted below): an upsert-free move both engines run alike.
     let messages = tx.execute(
-        "UPDATE OR IGNORE deliveries SET recipient_id=?2 WHERE recipient_id=?1 AND state='queued'",
-        params![old, new],
+        "UPDATE deliveries SET recipient_id=?2 WHERE recipient_id=?1 AND state='queued'
+         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id=deliveries.message_id
+           AND d.recipient_id=?2)",
+        args![old, new],
     )?;
     let notices = tx.execute(
         // Pending notices, leased ones too (a lease is a negative stamp; see messages.rs).
         "UPDATE notices SET session_id=?2 WHERE session_id=?1 AND (delivered_at_ms IS NULL OR delivered_at_ms < 0)",
-        params![old, new],
+        args![old, new],
     )?;
     // The new id may already hold a pattern the old one held: keep one, drop the other.
     let claims = tx.execute(
-        "UPDATE OR IGNORE claims SET session_id=?2 WHERE session_id=?1",
-        params![old, new],
+        "UPDATE claims SET session_id=?2 WHERE session_id=?1
+         AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.session_id=?2 AND c.pattern=claims.pattern)",
+        args![old, new],
     )?;
-    tx.execute("DELETE FROM claims WHERE session_id=?1", [old])?;
+    tx.execute("DELETE FROM claims WHERE session_id=?1", args![old])?;
     tx.execute(
-        "UPDATE OR IGNORE claim_waiters SET session_id=?2 WHERE session_id=?1",
-        params![old, new],
+        "UPDATE claim_waiters SET session_id=?2 WHERE session_id=?1
+         AND NOT EXISTS (SELECT 1 FROM claim_waiters w WHERE w.session_id=?2
+           AND w.claim_id=claim_waiters.claim_id)",
+        args![old, new],
     )?;
-    tx.execute("DELETE FROM claim_waiters WHERE session_id=?1", [old])?;
+    tx.execute("DELETE FROM claim_waiters WHERE session_id=?1", args![old])?;
     tx.execute(
-        "UPDATE OR IGNORE tree_snapshots SET session_id=?2 WHERE session_id=?1",
-        params![old, new],
+        "UPDATE tree_snapshots SET session_id=?2 WHERE session_id=?1
+         AND NOT EXISTS (SELECT 1 FROM tree_snapshots t WHERE t.session_id=?2)",
+        args![old, new],
     )?;
-    tx.execute("DELETE FROM tree_snapshots WHERE session_id=?1", [old])?;
+    tx.execute("DELETE FROM tree_snapshots WHERE session_id=?1", args![old])?;
     let touches = tx.execute(
         "UPDATE touches SET session_id=?2 WHERE session_id=?1",
-        params![old, new],
+        args![old, new],
     )?;
     Ok(Carried {
         messages,

@@ -1,9 +1,9 @@
 //! The file-touch ledger: which session touched which project-relative path, and when.
 
 use super::Store;
+use crate::args;
 use crate::core::clock;
 use anyhow::Result;
-use rusqlite::params;
 use std::collections::HashMap;
 
 /// One touch of a path by a session.
@@ -30,16 +30,17 @@ impl Store {
         tool: Option<&str>,
     ) -> Result<()> {
         let now = clock::now_ms();
-        self.conn
-            .prepare_cached(
-                "INSERT INTO touches (session_id, path, tool, at_ms, worktree)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![session_id, path, tool, now, worktree])?;
+        self.conn.execute(
+            "INSERT INTO touches (session_id, path, tool, at_ms, worktree)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            args![session_id, path, tool, now, worktree],
+        )?;
         // Cheap amortised prune: roughly one write in 256 pays for it.
         if now % 256 == 0 {
-            self.conn
-                .execute("DELETE FROM touches WHERE at_ms < ?1", [now - RETAIN_MS])?;
+            self.conn.execute(
+                "DELETE FROM touches WHERE at_ms < ?1",
+                args![now - RETAIN_MS],
+            )?;
         }
         Ok(())
     }
@@ -47,12 +48,16 @@ impl Store {
     /// Latest touch per other session of `path` since `since_ms`, in any worktree (the
     /// same path changed in two worktrees is a merge conflict in the making).
     pub fn touches_of_path(&self, path: &str, since_ms: i64, except: &str) -> Result<Vec<Touch>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT session_id, path, tool, MAX(at_ms), worktree FROM touches
-             WHERE path=?1 AND at_ms>=?2 AND session_id<>?3 GROUP BY session_id ORDER BY 4 DESC",
-        )?;
-        let rows = stmt
-            .query_map(params![path, since_ms, except], |r| {
+        // Each session's newest touch of the path (a window, which both engines run; not
+        // SQLite's bare columns beside MAX()).
+        self.conn.query_map(
+            "SELECT session_id, path, tool, at_ms, worktree FROM (
+               SELECT session_id, path, tool, at_ms, worktree, ROW_NUMBER() OVER
+                 (PARTITION BY session_id ORDER BY at_ms DESC, id DESC) AS n
+               FROM touches WHERE path=?1 AND at_ms>=?2 AND session_id<>?3) AS latest
+             WHERE n=1 ORDER BY at_ms DESC",
+            args![path, since_ms, except],
+            |r| {
                 Ok(Touch {
                     session_id: r.get(0)?,
                     path: r.get(1)?,
@@ -60,9 +65,8 @@ impl Store {
                     tool: r.get(2)?,
                     at_ms: r.get(3)?,
                 })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+            },
+        )
     }
 
     /// For each of `ids`, its most recent distinct paths since `since_ms` (newest first,
@@ -78,16 +82,14 @@ impl Store {
         const SCAN: i64 = 2_000;
         let mut out: HashMap<String, Vec<String>> = HashMap::new();
         let mut n = 0i64;
-        {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT session_id, path FROM touches WHERE at_ms>=?1 ORDER BY at_ms DESC LIMIT ?2",
-            )?;
-            let mut rows = stmt.query(params![since_ms, SCAN])?;
-            while let Some(r) = rows.next()? {
+        self.conn.for_each(
+            "SELECT session_id, path FROM touches WHERE at_ms>=?1 ORDER BY at_ms DESC LIMIT ?2",
+            args![since_ms, SCAN],
+            |r| {
                 n += 1;
                 let sid: String = r.get(0)?;
                 if !ids.contains(&sid.as_str()) {
-                    continue;
+                    return Ok(true);
                 }
                 let v = out.entry(sid).or_default();
                 if v.len() < per_session {
@@ -96,29 +98,28 @@ impl Store {
                         v.push(p);
                     }
                 }
-            }
-        }
+                Ok(true)
+            },
+        )?;
         if n < SCAN {
             return Ok(out);
         }
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT path FROM touches WHERE session_id=?1 AND at_ms>=?2 ORDER BY at_ms DESC LIMIT ?3",
-        )?;
         for id in ids {
             if out.get(*id).is_some_and(|v| v.len() >= per_session) {
                 continue;
             }
             let mut seen: Vec<String> = Vec::new();
-            let mut rows = stmt.query(params![id, since_ms, (per_session * 64) as i64])?;
-            while let Some(r) = rows.next()? {
-                let p: String = r.get(0)?;
-                if !seen.contains(&p) {
-                    seen.push(p);
-                    if seen.len() == per_session {
-                        break;
+            self.conn.for_each(
+                "SELECT path FROM touches WHERE session_id=?1 AND at_ms>=?2 ORDER BY at_ms DESC LIMIT ?3",
+                args![id, since_ms, (per_session * 64) as i64],
+                |r| {
+                    let p: String = r.get(0)?;
+                    if !seen.contains(&p) {
+                        seen.push(p);
                     }
-                }
-            }
+                    Ok(seen.len() < per_session)
+                },
+            )?;
             if !seen.is_empty() {
                 out.insert((*id).to_string(), seen);
             }
@@ -133,13 +134,11 @@ impl Store {
         since_ms: i64,
         limit: usize,
     ) -> Result<Vec<String>> {
-        let mut stmt = self.conn.prepare_cached(
+        self.conn.query_map(
             "SELECT path, MAX(at_ms) AS t FROM touches WHERE session_id=?1 AND at_ms>=?2
              GROUP BY path ORDER BY t DESC LIMIT ?3",
-        )?;
-        let rows = stmt
-            .query_map(params![session_id, since_ms, limit as i64], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+            args![session_id, since_ms, limit as i64],
+            |r| r.get(0),
+        )
     }
 }

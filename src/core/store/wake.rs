@@ -8,10 +8,10 @@
 //! lapses after [`RING_AGAIN_AFTER_MS`] in case that ring never started a turn.
 
 use super::Store;
+use crate::args;
 use crate::core::identity::process::host_id;
 use crate::core::identity::AgentProcess;
 use anyhow::Result;
-use rusqlite::{params, OptionalExtension};
 
 /// A ring not followed by a delivery within this long no longer holds back the next one.
 pub const RING_AGAIN_AFTER_MS: i64 = 5 * 60 * 1000;
@@ -58,44 +58,41 @@ impl Store {
     /// The wake facts of `id`.
     pub fn wake_of(&self, id: &str) -> Result<Option<WakeRow>> {
         let h = host_id();
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT session_id, doorbell, perm_mode, rung_ms, waiter, activity, agent_pid,
+        self.conn.query_opt(
+            "SELECT session_id, doorbell, perm_mode, rung_ms, waiter, activity, agent_pid,
                    agent_started_at, host, boot_id, last_heartbeat_at
                  FROM sessions WHERE session_id=?1",
-                [id],
-                |r| {
-                    let waiter = r
-                        .get::<_, Option<String>>(4)?
+            args![id],
+            |r| {
+                let waiter = r
+                    .get::<Option<String>>(4)?
+                    .as_deref()
+                    .and_then(parse_waiter);
+                let local = r.get::<Option<String>>(8)?.as_deref() == Some(&h.host)
+                    && r.get::<Option<String>>(9)?.as_deref() == Some(&h.boot_id);
+                let agent = match (r.get::<Option<i32>>(6)?, r.get::<Option<i64>>(7)?) {
+                    (Some(pid), Some(t)) if local => Some(AgentProcess {
+                        pid,
+                        start_ticks: t as u64,
+                    }),
+                    _ => None,
+                };
+                Ok(WakeRow {
+                    session_id: r.get(0)?,
+                    doorbell: r.get(1)?,
+                    permission_mode: r.get(2)?,
+                    rung_at_ms: r.get(3)?,
+                    waiter,
+                    activity: r.get(5)?,
+                    heartbeat_ms: r
+                        .get::<Option<String>>(10)?
                         .as_deref()
-                        .and_then(parse_waiter);
-                    let local = r.get::<_, Option<String>>(8)?.as_deref() == Some(&h.host)
-                        && r.get::<_, Option<String>>(9)?.as_deref() == Some(&h.boot_id);
-                    let agent = match (r.get::<_, Option<i32>>(6)?, r.get::<_, Option<i64>>(7)?) {
-                        (Some(pid), Some(t)) if local => Some(AgentProcess {
-                            pid,
-                            start_ticks: t as u64,
-                        }),
-                        _ => None,
-                    };
-                    Ok(WakeRow {
-                        session_id: r.get(0)?,
-                        doorbell: r.get(1)?,
-                        permission_mode: r.get(2)?,
-                        rung_at_ms: r.get(3)?,
-                        waiter,
-                        activity: r.get(5)?,
-                        heartbeat_ms: r
-                            .get::<_, Option<String>>(10)?
-                            .as_deref()
-                            .and_then(crate::core::clock::parse_iso)
-                            .unwrap_or(0),
-                        local_agent: agent,
-                    })
-                },
-            )
-            .optional()?)
+                        .and_then(crate::core::clock::parse_iso)
+                        .unwrap_or(0),
+                    local_agent: agent,
+                })
+            },
+        )
     }
 
     /// Records `id`'s doorbell (`None` forgets it) and, when given, its permission mode.
@@ -113,7 +110,7 @@ impl Store {
         self.conn.execute(
             "UPDATE sessions SET doorbell=?2, perm_mode=COALESCE(?3, perm_mode)
              WHERE session_id=?1",
-            params![id, doorbell, mode],
+            args![id, doorbell, mode],
         )?;
         Ok(true)
     }
@@ -122,32 +119,29 @@ impl Store {
     /// at `now`: granted when no ring is pending for it (or the pending one is older than
     /// [`RING_AGAIN_AFTER_MS`]) and the delivery still waits, unleased.
     pub fn claim_ring(&self, message_id: Option<i64>, recipient: &str, now: i64) -> Result<Claim> {
-        const WAITING: &str = "(?2 IS NULL OR EXISTS (SELECT 1 FROM deliveries
+        const WAITING: &str = "(CAST(?2 AS BIGINT) IS NULL OR EXISTS (SELECT 1 FROM deliveries
             WHERE message_id=?2 AND recipient_id=?1 AND state='queued' AND in_context_at_ms IS NULL))";
-        let tx = self.conn.unchecked_transaction()?;
-        // Write first, so the transaction holds the write lock from its first statement.
+        let tx = self.conn.begin()?;
         let n = tx.execute(
             &format!(
                 "UPDATE sessions SET rung_ms=?3 WHERE session_id=?1
                    AND (rung_ms IS NULL OR rung_ms < ?4) AND {WAITING}"
             ),
-            params![recipient, message_id, now, now - RING_AGAIN_AFTER_MS],
+            args![recipient, message_id, now, now - RING_AGAIN_AFTER_MS],
         )?;
         let out = if n > 0 {
             Claim::Ring(now)
         } else {
             let waiting: bool = tx.query_row(
                 &format!("SELECT {WAITING}"),
-                params![recipient, message_id],
+                args![recipient, message_id],
                 |r| r.get(0),
             )?;
-            let pending: Option<Option<i64>> = tx
-                .query_row(
-                    "SELECT rung_ms FROM sessions WHERE session_id=?1",
-                    [recipient],
-                    |r| r.get(0),
-                )
-                .optional()?;
+            let pending: Option<Option<i64>> = tx.query_opt(
+                "SELECT rung_ms FROM sessions WHERE session_id=?1",
+                args![recipient],
+                |r| r.get(0),
+            )?;
             match (pending, waiting) {
                 (None, _) => Claim::NoRow,
                 (Some(_), false) => Claim::Taken,
@@ -165,7 +159,7 @@ impl Store {
     pub fn release_ring(&self, recipient: &str, stamp: i64) -> Result<()> {
         self.conn.execute(
             "UPDATE sessions SET rung_ms=NULL WHERE session_id=?1 AND rung_ms=?2",
-            params![recipient, stamp],
+            args![recipient, stamp],
         )?;
         Ok(())
     }
@@ -174,7 +168,7 @@ impl Store {
     pub fn clear_ring(&self, recipient: &str) -> Result<()> {
         self.conn.execute(
             "UPDATE sessions SET rung_ms=NULL WHERE session_id=?1 AND rung_ms IS NOT NULL",
-            [recipient],
+            args![recipient],
         )?;
         Ok(())
     }
@@ -190,7 +184,7 @@ impl Store {
     ) -> Result<()> {
         self.conn.execute(
             "UPDATE deliveries SET ring=?3, rung_ms=?4 WHERE message_id=?1 AND recipient_id=?2",
-            params![message_id, recipient, code, rung_at_ms],
+            args![message_id, recipient, code, rung_at_ms],
         )?;
         Ok(())
     }
@@ -202,23 +196,18 @@ impl Store {
         id: &str,
         waiter: AgentProcess,
     ) -> Result<Option<Option<AgentProcess>>> {
-        let tx = self.conn.unchecked_transaction()?;
-        // Write first, so the transaction holds the write lock from its first statement.
-        let n = tx.execute(
-            "UPDATE sessions SET waiter=waiter WHERE session_id=?1",
-            [id],
-        )?;
-        if n == 0 {
-            return Ok(None);
-        }
-        let old: Option<String> = tx.query_row(
+        let tx = self.conn.begin()?;
+        let Some(old) = tx.query_opt(
             "SELECT waiter FROM sessions WHERE session_id=?1",
-            [id],
-            |r| r.get(0),
-        )?;
+            args![id],
+            |r| r.get::<Option<String>>(0),
+        )?
+        else {
+            return Ok(None);
+        };
         tx.execute(
             "UPDATE sessions SET waiter=?2 WHERE session_id=?1",
-            params![id, waiter_text(waiter)],
+            args![id, waiter_text(waiter)],
         )?;
         tx.commit()?;
         Ok(Some(
@@ -232,7 +221,7 @@ impl Store {
     pub fn clear_waiter(&self, id: &str, waiter: AgentProcess) -> Result<()> {
         self.conn.execute(
             "UPDATE sessions SET waiter=NULL WHERE session_id=?1 AND waiter=?2",
-            params![id, waiter_text(waiter)],
+            args![id, waiter_text(waiter)],
         )?;
         Ok(())
     }
