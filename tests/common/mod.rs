@@ -2,6 +2,8 @@
 //! minimal line-delimited JSON-RPC client for `orchestrator serve`.
 #![allow(dead_code)]
 
+pub mod pg;
+
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
