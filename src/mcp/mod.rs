@@ -124,6 +124,11 @@ async fn heartbeat(state: Arc<ServerState>) {
         if let Err(e) = state.follow_row() {
             log::warn(&format!("heartbeat failed: {e:#}; will retry"));
         }
+        if let Err(e) = state.vouch_for_host() {
+            log::warn(&format!(
+                "vouching for this host's sessions failed: {e:#}; will retry"
+            ));
+        }
         note_doorbell(&state);
         if state.binding().is_none() {
             backoff = (backoff * 2).min(Duration::from_secs(30));

@@ -368,6 +368,29 @@ impl ServerState {
         Ok(())
     }
 
+    /// On a shared server, other hosts judge this host's sessions by heartbeat alone:
+    /// refresh every row whose agent process runs here (the process table is the truth
+    /// on this host), so a session whose own server is gone or busy stays live to them.
+    /// Returns how many were refreshed. SQLite: nothing to do (one host).
+    pub fn vouch_for_host(&self) -> Result<usize> {
+        let store = self.store();
+        if !store.is_shared() {
+            return Ok(0);
+        }
+        let mine = self.binding().map(|b| b.id.as_str().to_string());
+        let live: Vec<String> = store
+            .all_sessions()?
+            .into_iter()
+            .filter(|r| Some(&r.session_id) != mine.as_ref())
+            .filter(|r| {
+                r.local_agent()
+                    .is_some_and(|a| SystemProbe.is_alive(a.pid, a.start_ticks))
+            })
+            .map(|r| r.session_id)
+            .collect();
+        store.heartbeat_all(&live)
+    }
+
     /// On the way out: delete our row only if this instance still owns it.
     pub fn shutdown(&self, why: &str) {
         let agent_alive = self

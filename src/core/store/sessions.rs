@@ -196,6 +196,25 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// Refreshes the heartbeats of `ids` in one transaction: a server vouching for its
+    /// host's other live sessions on a shared server, whose hosts judge them by heartbeat.
+    pub fn heartbeat_all(&self, ids: &[String]) -> Result<usize> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let now = clock::iso(clock::now_ms());
+        let tx = self.conn.begin()?;
+        let mut n = 0;
+        for id in ids {
+            n += tx.execute(
+                "UPDATE sessions SET last_heartbeat_at=?2 WHERE session_id=?1",
+                args![id, now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
     /// The id of the row `agent` owns on this host, if any.
     pub fn owned_by(&self, agent: &AgentProcess) -> Result<Option<String>> {
         let h = host_id();
