@@ -160,6 +160,11 @@ enum Cmd {
         /// Wire Google's Gemini CLI (.gemini/settings.json).
         #[arg(long)]
         gemini: bool,
+        /// Keep this project's registry on a shared PostgreSQL server
+        /// (`postgres://user:password@host:port/database`; `sslmode=verify-full` for TLS).
+        /// Written to the private state dir, not to files you commit; "" forgets it.
+        #[arg(long, value_name = "URL", conflicts_with = "user")]
+        database_url: Option<String>,
     },
     /// Take out exactly what `install` put in; other hooks, servers and settings stay.
     ///
@@ -278,17 +283,24 @@ pub fn run() -> i32 {
             claude,
             codex,
             gemini,
-        } => crate::human::install_hooks::run_for(
-            &crate::human::install::Options {
-                project: project.as_deref(),
-                user,
-                absolute,
-                dry_run,
-            },
-            claude,
-            codex,
-            gemini,
-        ),
+            database_url,
+        } => database_url
+            .map_or(Ok(()), |url| {
+                crate::human::install::set_database_url(project.as_deref(), &url, dry_run)
+            })
+            .and_then(|()| {
+                crate::human::install_hooks::run_for(
+                    &crate::human::install::Options {
+                        project: project.as_deref(),
+                        user,
+                        absolute,
+                        dry_run,
+                    },
+                    claude,
+                    codex,
+                    gemini,
+                )
+            }),
         Cmd::Uninstall {
             project,
             user,

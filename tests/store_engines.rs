@@ -19,7 +19,8 @@ use std::sync::{Arc, Barrier};
 /// Where a test's store lives; `open` gives one more connection to the same store.
 #[derive(Clone)]
 enum Engine {
-    Sqlite(ProjectPaths, Arc<tempfile::TempDir>),
+    /// The project's paths, and its directory, kept while any clone lives.
+    Sqlite(ProjectPaths, #[allow(dead_code)] Arc<tempfile::TempDir>),
     Pg(Target),
 }
 

@@ -4,6 +4,7 @@
 //! finding with its fix. Exit 1 when something is wrong.
 
 use crate::core::clock;
+use crate::core::fleet;
 use crate::core::identity::anchor::{self, AnchorContent};
 use crate::core::identity::resolver::{self, Inputs};
 use crate::core::identity::{process, Probe, SystemProbe};
@@ -87,6 +88,7 @@ pub fn examine(paths: &ProjectPaths, probe: &dyn Probe) -> Vec<Finding> {
     ));
     settings_findings(&mut out);
     worktree_findings(paths, &mut out);
+    fleet_findings(paths, &mut out);
     // Other CLIs wired here: will they run our hooks?
     out.extend(super::install_codex::findings(&paths.root));
     out.extend(super::install_gemini::findings(&paths.root));
@@ -344,6 +346,60 @@ pub fn examine(paths: &ProjectPaths, probe: &dyn Probe) -> Vec<Finding> {
 
 /// What each session's server watches for the Bash ledger; a checkout it cannot watch
 /// (the inotify watch limit, submodules) is said once, whichever servers hit it.
+/// The shared PostgreSQL server, when the project uses one: where (password hidden),
+/// under which project id, reachable or not, and whose sessions it holds.
+fn fleet_findings(paths: &ProjectPaths, out: &mut Vec<Finding>) {
+    let Some(url) = fleet::database_url(paths) else {
+        return;
+    };
+    let shown = crate::core::store::db::pg::redact(&url);
+    let from = if crate::core::settings::get().database_url.is_some() {
+        "ORCHESTRATOR_DATABASE_URL".to_string()
+    } else {
+        fleet::url_file(paths).display().to_string()
+    };
+    let id = match fleet::project_id(paths) {
+        Ok(id) => id,
+        Err(e) => {
+            out.push(f(Level::Problem, format!("{e:#}"), None));
+            return;
+        }
+    };
+    let target = crate::core::store::db::pg::Target {
+        url,
+        project_id: id.clone(),
+    };
+    match Store::open_pg(&target) {
+        Ok(store) => {
+            let rows = store.all_sessions().unwrap_or_default();
+            let mut hosts: Vec<&str> = rows.iter().filter_map(|r| r.host.as_deref()).collect();
+            hosts.sort_unstable();
+            hosts.dedup();
+            out.push(f(
+                Level::Ok,
+                format!(
+                    "shared database {shown} (from {from}) reachable; project {} in schema {}; \
+                     {} session row(s) from {} host(s); this host's clock is {} ms off the server's",
+                    text::inline(&id, 80),
+                    target.schema(),
+                    rows.len(),
+                    hosts.len(),
+                    crate::core::clock::now_ms() - crate::core::clock::system_ms()
+                ),
+                None,
+            ));
+        }
+        Err(e) => out.push(f(
+            Level::Problem,
+            format!("shared database {shown} (from {from}): {e:#}"),
+            Some(
+                "start the server or fix the URL (postgres://user:password@host:port/database); \
+                 hooks stay quiet meanwhile and resume when it answers",
+            ),
+        )),
+    }
+}
+
 fn ledger_findings(paths: &ProjectPaths, out: &mut Vec<Finding>) {
     let mut uncovered: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for r in crate::core::treewatch::client::info(&paths.state_dir) {

@@ -121,6 +121,45 @@ pub fn install(opts: &Options) -> Result<i32> {
     Ok(0)
 }
 
+/// `install --database-url`: records (or, given "", forgets) the project's shared
+/// PostgreSQL server in its private state dir, after checking it answers.
+pub fn set_database_url(project: Option<&Path>, url: &str, dry_run: bool) -> Result<()> {
+    use crate::core::store::db::pg;
+    let paths = match project {
+        Some(p) => crate::core::paths::ProjectPaths::from_root(p)?,
+        None => crate::core::paths::ProjectPaths::resolve()?,
+    };
+    let file = crate::core::fleet::url_file(&paths);
+    if url.is_empty() {
+        if !dry_run {
+            crate::core::fleet::set_database_url(&paths, "")?;
+        }
+        println!(
+            "shared database forgotten ({}): this project uses its SQLite file",
+            file.display()
+        );
+        return Ok(());
+    }
+    let target = pg::Target {
+        url: url.to_string(),
+        project_id: crate::core::fleet::project_id(&paths)?,
+    };
+    // Checked before it is written: a typo would otherwise split the fleet at the next hook.
+    crate::core::store::Store::open_pg(&target)?;
+    if !dry_run {
+        crate::core::fleet::set_database_url(&paths, url)?;
+    }
+    println!(
+        "{} {} in {}: project {} (schema {}); every machine's checkout needs the same URL",
+        if dry_run { "would record" } else { "recorded" },
+        pg::redact(url),
+        file.display(),
+        target.project_id,
+        target.schema()
+    );
+    Ok(())
+}
+
 pub fn uninstall(opts: &Options) -> Result<i32> {
     let scope = scope(opts)?;
     let mut run = Run::new(opts.dry_run);

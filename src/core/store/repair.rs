@@ -47,7 +47,8 @@ pub fn is_damage(e: &anyhow::Error) -> bool {
 /// Opens the database and checks it: `quick_check`, and every table, column and index
 /// the migrations create. Never creates a database that is not there.
 pub fn diagnose(paths: &ProjectPaths) -> Diagnosis {
-    if std::fs::symlink_metadata(paths.db_path()).is_err() {
+    let shared = crate::core::fleet::database_url(paths).is_some();
+    if !shared && std::fs::symlink_metadata(paths.db_path()).is_err() {
         return Diagnosis::Missing;
     }
     let store = match Store::open(paths) {

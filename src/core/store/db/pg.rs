@@ -110,7 +110,8 @@ impl PgConn {
     /// Connects to `target` within `timeout`, with `lock_timeout` as the longest a
     /// writer waits for another.
     pub fn connect(target: &Target, timeout: Duration, lock_timeout: Duration) -> Result<Self> {
-        let mut config: Config = target.url.parse().with_context(|| {
+        let (url, tls) = tls_of(&target.url)?;
+        let mut config: Config = url.parse().with_context(|| {
             format!(
                 "ORCHESTRATOR_DATABASE_URL {} is not a PostgreSQL URL; use \
                  postgres://user:password@host:port/database",
@@ -135,7 +136,7 @@ impl PgConn {
         let (done_tx, done) = mpsc::channel();
         std::thread::Builder::new()
             .name("postgres".into())
-            .spawn(move || drive(config, client_tx, note_tx, done_tx))
+            .spawn(move || drive(config, tls, client_tx, note_tx, done_tx))
             .context("cannot start the database connection thread")?;
         let client = client_rx
             .recv()
@@ -277,10 +278,80 @@ impl Drop for PgConn {
     }
 }
 
+/// How to secure the connection: `sslmode=require`, `verify-ca` or `verify-full` in the URL
+/// turn TLS on, verified (chain and host name) against `sslrootcert=FILE` or else the
+/// system's roots — stricter than libpq's `require`, on purpose: credentials cross the
+/// network. Anything else (libpq's default `prefer`, `disable`, a Unix socket) is plain.
+pub enum Tls {
+    Plain,
+    Verified(tokio_postgres_rustls::MakeRustlsConnect),
+}
+
+/// Splits the TLS options tokio-postgres does not parse off `url`, and builds the TLS
+/// connector they ask for.
+fn tls_of(url: &str) -> Result<(String, Tls)> {
+    let (head, query) = match url.split_once('?') {
+        Some((h, q)) => (h, q),
+        None => return Ok((url.to_string(), Tls::Plain)),
+    };
+    let mut keep = Vec::new();
+    let mut root: Option<String> = None;
+    let mut verify = false;
+    for kv in query.split('&') {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        match (k, v) {
+            ("sslrootcert", path) => root = Some(path.to_string()),
+            ("sslmode", "require" | "verify-ca" | "verify-full") => {
+                verify = true;
+                keep.push("sslmode=require".to_string());
+            }
+            _ => keep.push(kv.to_string()),
+        }
+    }
+    let url = if keep.is_empty() {
+        head.to_string()
+    } else {
+        format!("{head}?{}", keep.join("&"))
+    };
+    if !verify {
+        return Ok((url, Tls::Plain));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    match root {
+        Some(path) => {
+            use rustls::pki_types::{pem::PemObject, CertificateDer};
+            let certs = CertificateDer::pem_file_iter(&path).map_err(|e| {
+                anyhow!("sslrootcert {path}: {e}; give a PEM file of CA certificates")
+            })?;
+            for cert in certs {
+                let cert = cert.map_err(|e| anyhow!("sslrootcert {path}: {e}"))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| anyhow!("sslrootcert {path}: {e}"))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(found.certs);
+        }
+    }
+    if roots.is_empty() {
+        bail!("no CA certificates to verify the server with; add sslrootcert=FILE to the URL");
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok((
+        url,
+        Tls::Verified(tokio_postgres_rustls::MakeRustlsConnect::new(config)),
+    ))
+}
+
 /// Runs the connection on this thread until the client is dropped or the socket fails,
 /// forwarding notifications.
 fn drive(
     config: Config,
+    tls: Tls,
     client_tx: mpsc::Sender<std::result::Result<Client, tokio_postgres::Error>>,
     note_tx: mpsc::Sender<()>,
     done_tx: mpsc::Sender<()>,
@@ -292,27 +363,42 @@ fn drive(
         return; // client_tx dropped: connect reports the thread ended.
     };
     rt.block_on(async move {
-        let (client, mut conn) = match config.connect(NoTls).await {
-            Ok(pair) => pair,
-            Err(e) => {
-                let _ = client_tx.send(Err(e));
-                return;
-            }
-        };
-        if client_tx.send(Ok(client)).is_err() {
-            return;
-        }
-        while let Some(msg) = std::future::poll_fn(|cx| conn.poll_message(cx)).await {
-            match msg {
-                Ok(AsyncMessage::Notification(_)) => {
-                    let _ = note_tx.send(());
-                }
-                Ok(_) => {}
-                Err(_) => break,
-            }
+        match tls {
+            Tls::Plain => run(config, NoTls, client_tx, note_tx).await,
+            Tls::Verified(t) => run(config, t, client_tx, note_tx).await,
         }
     });
     let _ = done_tx.send(());
+}
+
+async fn run<T>(
+    config: Config,
+    tls: T,
+    client_tx: mpsc::Sender<std::result::Result<Client, tokio_postgres::Error>>,
+    note_tx: mpsc::Sender<()>,
+) where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
+    T::Stream: Send,
+{
+    let (client, mut conn) = match config.connect(tls).await {
+        Ok(pair) => pair,
+        Err(e) => {
+            let _ = client_tx.send(Err(e));
+            return;
+        }
+    };
+    if client_tx.send(Ok(client)).is_err() {
+        return;
+    }
+    while let Some(msg) = std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+        match msg {
+            Ok(AsyncMessage::Notification(_)) => {
+                let _ = note_tx.send(());
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
 }
 
 fn block<F: std::future::Future>(f: F) -> F::Output {
