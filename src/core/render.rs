@@ -92,8 +92,18 @@ pub fn paths<S: AsRef<str>>(paths: &[S]) -> String {
 /// Where a session works, when that is not `here` (the reader's worktree):
 /// ` in feat · .claude/worktrees/feat`.
 pub fn place(row: &SessionRow, here: Option<&str>) -> String {
-    let Some(wt) = row.worktree.as_deref().filter(|w| Some(*w) != here) else {
-        return String::new();
+    // A session on another host (a shared server) works in another checkout: say where.
+    let remote = row
+        .host
+        .as_deref()
+        .filter(|h| *h != crate::core::identity::process::host_id().host);
+    let host = remote.map_or(String::new(), |h| format!(" on {}", inline(h, text::NAME)));
+    let Some(wt) = row
+        .worktree
+        .as_deref()
+        .filter(|w| remote.is_some() || Some(*w) != here)
+    else {
+        return host;
     };
     let wt_text = if wt == "." {
         "main checkout".into()
@@ -101,8 +111,8 @@ pub fn place(row: &SessionRow, here: Option<&str>) -> String {
         inline(wt, text::PATH)
     };
     match row.branch.as_deref() {
-        Some(b) => format!(" in {} · {wt_text}", inline(b, text::NAME)),
-        None => format!(" in {wt_text}"),
+        Some(b) => format!("{host} in {} · {wt_text}", inline(b, text::NAME)),
+        None => format!("{host} in {wt_text}"),
     }
 }
 
