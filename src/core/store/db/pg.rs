@@ -12,12 +12,11 @@
 use super::{Row, ToValue, Value};
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::BytesMut;
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::cell::Cell;
 use std::sync::mpsc;
 use std::time::Duration;
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
-use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Statement};
+use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
 
 /// Where a project lives on a server: the URL and the project's identity.
 #[derive(Debug, Clone)]
@@ -95,7 +94,6 @@ pub fn redact(url: &str) -> String {
 pub struct PgConn {
     /// Dropped by hand in `Drop`, before waiting for the connection thread to finish.
     client: std::mem::ManuallyDrop<Client>,
-    stmts: RefCell<HashMap<String, Statement>>,
     pub(super) in_tx: Cell<bool>,
     lock_key: i64,
     channel: String,
@@ -144,7 +142,6 @@ impl PgConn {
             .map_err(|e| unreachable_error(e, &target.url))?;
         Ok(Self {
             client: std::mem::ManuallyDrop::new(client),
-            stmts: RefCell::new(HashMap::new()),
             in_tx: Cell::new(false),
             lock_key: target.lock_key(),
             channel: schema,
@@ -156,20 +153,13 @@ impl PgConn {
         })
     }
 
-    fn statement(&self, sql: &str) -> Result<Statement> {
-        if let Some(s) = self.stmts.borrow().get(sql) {
-            return Ok(s.clone());
-        }
-        let s = block(self.client.prepare(&placeholders(sql))).map_err(pg_error)?;
-        self.stmts.borrow_mut().insert(sql.to_string(), s.clone());
-        Ok(s)
-    }
-
     pub(super) fn execute(&self, sql: &str, args: &[&dyn ToValue]) -> Result<usize> {
-        let stmt = self.statement(sql)?;
         let vals: Vec<Value> = args.iter().map(|a| a.to_value()).collect();
-        let refs: Vec<&(dyn ToSql + Sync)> = vals.iter().map(|v| v as _).collect();
-        Ok(block(self.client.execute(&stmt, &refs)).map_err(pg_error)? as usize)
+        let typed = typed(&vals);
+        Ok(
+            block(self.client.execute_typed(&placeholders(sql), &typed)).map_err(pg_error)?
+                as usize,
+        )
     }
 
     pub(super) fn for_each(
@@ -178,10 +168,9 @@ impl PgConn {
         args: &[&dyn ToValue],
         mut f: impl FnMut(&Row) -> Result<bool>,
     ) -> Result<()> {
-        let stmt = self.statement(sql)?;
         let vals: Vec<Value> = args.iter().map(|a| a.to_value()).collect();
-        let refs: Vec<&(dyn ToSql + Sync)> = vals.iter().map(|v| v as _).collect();
-        let rows = block(self.client.query(&stmt, &refs)).map_err(pg_error)?;
+        let typed = typed(&vals);
+        let rows = block(self.client.query_typed(&placeholders(sql), &typed)).map_err(pg_error)?;
         for r in rows {
             let row = Row((0..r.len())
                 .map(|i| r.try_get::<_, Value>(i))
@@ -268,7 +257,6 @@ impl PgConn {
 
 impl Drop for PgConn {
     fn drop(&mut self) {
-        self.stmts.get_mut().clear();
         // SAFETY: `client` is not used again: this is `drop`, and the field is never read
         // after this line.
         unsafe { std::mem::ManuallyDrop::drop(&mut self.client) };
@@ -399,6 +387,22 @@ async fn run<T>(
             Err(_) => break,
         }
     }
+}
+
+/// Parameters with their types stated, so a statement costs one round trip (parse, bind
+/// and execute together) instead of a prepare first: hooks are short processes that run
+/// each statement once. NULL goes as `unknown`, which the server fits to its column.
+fn typed(vals: &[Value]) -> Vec<(&(dyn ToSql + Sync), Type)> {
+    vals.iter()
+        .map(|v| {
+            let ty = match v {
+                Value::Int(_) => Type::INT8,
+                Value::Text(_) => Type::TEXT,
+                Value::Null => Type::UNKNOWN,
+            };
+            (v as &(dyn ToSql + Sync), ty)
+        })
+        .collect()
 }
 
 fn block<F: std::future::Future>(f: F) -> F::Output {
