@@ -71,14 +71,19 @@ pub fn verdict(row: &SessionRow, now_ms: i64, probe: &dyn Probe, policy: Policy)
             Verdict::DeadProcess
         };
     }
+    let fresh = now_ms - row.heartbeat_ms() <= policy.stale_after_ms;
     let h = host_id();
+    // Same name, another boot: this host before a reboot — or, with a fresh heartbeat,
+    // another machine or container of the same name on a shared server, which only its
+    // heartbeat can judge from here.
     if row.agent_pid.is_some()
         && row.host.as_deref() == Some(h.host.as_str())
         && row.boot_id.as_deref() != Some(h.boot_id.as_str())
+        && !fresh
     {
         return Verdict::Rebooted;
     }
-    if now_ms - row.heartbeat_ms() <= policy.stale_after_ms {
+    if fresh {
         Verdict::LiveHeartbeat
     } else {
         Verdict::StaleHeartbeat
@@ -153,4 +158,62 @@ impl Caller {
 /// renderer's job, and it always states the true total.
 pub fn siblings<'a>(live_rows: &'a [SessionRow], caller: &Caller) -> Vec<&'a SessionRow> {
     live_rows.iter().filter(|r| !caller.is_self(r)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::clock;
+    use crate::core::identity::SystemProbe;
+
+    fn row(host: &str, boot: &str, heartbeat_ms: i64) -> SessionRow {
+        SessionRow {
+            session_id: "aaaaaaaa-x".into(),
+            id8: "aaaaaaaa".into(),
+            role: "subordinate".into(),
+            name: None,
+            started_at: clock::iso(heartbeat_ms),
+            last_heartbeat_at: clock::iso(heartbeat_ms),
+            current_task: None,
+            kind: None,
+            agent_pid: Some(1),
+            agent_started_at: Some(1),
+            server_pid: None,
+            server_token: None,
+            host: Some(host.into()),
+            boot_id: Some(boot.into()),
+            evidence: None,
+            activity: None,
+            activity_since: None,
+            last_tool: None,
+            roster_hash: None,
+            worktree: None,
+            branch: None,
+            prompt_gist: None,
+            prompt_gist_at_ms: None,
+            title: None,
+            agent_cli: None,
+        }
+    }
+
+    #[test]
+    fn another_boot_of_this_host_name_is_judged_by_heartbeat() {
+        let now = clock::now_ms();
+        let me = host_id().host.clone();
+        let p = Policy::default();
+        let judge = |r: &SessionRow| verdict(r, now, &SystemProbe, p);
+        // A past boot of this host: its heartbeat stopped with it.
+        assert_eq!(
+            judge(&row(&me, "old-boot", now - STALE_AFTER_MS - 1)),
+            Verdict::Rebooted
+        );
+        // A machine or container of the same name on a shared server, heartbeating.
+        assert_eq!(judge(&row(&me, "other-boot", now)), Verdict::LiveHeartbeat);
+        // Another host entirely: heartbeat only.
+        assert_eq!(judge(&row("elsewhere", "b", now)), Verdict::LiveHeartbeat);
+        assert_eq!(
+            judge(&row("elsewhere", "b", now - STALE_AFTER_MS - 1)),
+            Verdict::StaleHeartbeat
+        );
+    }
 }

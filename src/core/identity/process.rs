@@ -151,11 +151,29 @@ pub fn host_id() -> &'static HostId {
                 .map(|s| s.trim().to_string())
                 .unwrap_or_default()
         };
+        let mut boot_id = read("/proc/sys/kernel/random/boot_id");
+        // A container has its own process table on a shared kernel (same boot id, maybe
+        // the same host name): its pids mean nothing to the host or other containers.
+        // Outside the initial pid namespace the namespace joins the boot id, so rows of
+        // another container are never probed by pid here (they are judged by heartbeat).
+        if let Some(ns) = pid_namespace().filter(|ns| *ns != INIT_PID_NS) {
+            boot_id.push_str(&format!(":pidns-{ns}"));
+        }
         HostId {
             host: read("/proc/sys/kernel/hostname"),
-            boot_id: read("/proc/sys/kernel/random/boot_id"),
+            boot_id,
         }
     })
+}
+
+/// The initial pid namespace's inode (the kernel's `PROC_PID_INIT_INO`).
+const INIT_PID_NS: u64 = 0xEFFF_FFFC;
+
+/// This process's pid namespace inode (`/proc/self/ns/pid` reads `pid:[4026531836]`).
+fn pid_namespace() -> Option<u64> {
+    let link = fs::read_link("/proc/self/ns/pid").ok()?;
+    let text = link.to_str()?;
+    text.strip_prefix("pid:[")?.strip_suffix(']')?.parse().ok()
 }
 
 /// The agent process a hook or server belongs to (a `claude`, `codex` or Gemini CLI
