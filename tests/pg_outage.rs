@@ -63,6 +63,19 @@ fn hooks_stay_quiet_while_the_server_is_down_and_resume_when_it_returns() {
     };
     let sent = send("before the outage");
     assert!(sent.status.success(), "{sent:?}");
+    // A sibling with its own server, which holds one connection through it all.
+    let mut server = p.agent_with_server(&[
+        (
+            "CLAUDE_CODE_SESSION_ID",
+            "5erver00-aaaa-bbbb-cccc-dddddddddddd",
+        ),
+        ("ORCHESTRATOR_DATABASE_URL", shared[0].1.as_str()),
+        ("ORCHESTRATOR_PROJECT_ID", "outage-test"),
+        ("ORCHESTRATOR_CHANNEL", "off"),
+    ]);
+    server.initialize();
+    let (before, failed) = server.call("roster", json!({}));
+    assert!(!failed && before.contains("SA-0utage00"), "{before}");
 
     pg_ctl(&pg::cluster().dir, "stop");
     let prompt = payload(id, json!({"prompt": "go on"}));
@@ -119,7 +132,19 @@ fn hooks_stay_quiet_while_the_server_is_down_and_resume_when_it_returns() {
     );
     assert!(!report.contains("orch-secret"), "{report}");
 
+    let (during, failed) = server.call("roster", json!({}));
+    assert!(
+        failed,
+        "a tool call during the outage is an error, not a stale answer: {during}"
+    );
+    assert!(!during.contains("orch-secret"), "{during}");
+
     pg_ctl(&pg::cluster().dir, "start");
+    let (after, failed) = server.call("roster", json!({}));
+    assert!(
+        !failed && after.contains("SA-0utage00"),
+        "serve reconnected: {after}"
+    );
     let back = p.hook("UserPromptSubmit", &prompt, &env);
     assert!(back.status.success() && back.stderr.is_empty(), "{back:?}");
     assert!(
