@@ -185,3 +185,32 @@ fn one_database_keeps_projects_apart() {
         "beta sees nothing of alpha"
     );
 }
+
+#[test]
+fn a_schema_from_a_newer_orchestrator_is_refused_by_name() {
+    let db = pg::database("newer");
+    let target = Target {
+        url: db.socket_url.clone(),
+        project_id: "newer".into(),
+    };
+    drop(Store::open_pg(&target).expect("create"));
+    let set = pg::psql(&db.socket_url)
+        .args([
+            "-c",
+            &format!(
+                "COMMENT ON SCHEMA {} IS 'orchestrator schema v99'",
+                target.schema()
+            ),
+        ])
+        .output()
+        .expect("psql");
+    assert!(set.status.success(), "{set:?}");
+    let e = Store::open_pg(&target)
+        .err()
+        .map(|e| format!("{e:#}"))
+        .unwrap_or_default();
+    assert!(
+        e.contains("newer than this orchestrator") && e.contains("upgrade"),
+        "{e}"
+    );
+}

@@ -262,60 +262,77 @@ const PG_STEPS: &[&str] = &[
      );",
 ];
 
-/// Brings a project's PostgreSQL schema to the latest version. The fast path is one
-/// round trip, which also reads the server's clock: every heartbeat and comparison of
-/// this process then uses the server's time, so hosts with skewed clocks agree. The
-/// schema is created (and upgraded) under the project's advisory lock.
-pub fn migrate_pg(conn: &Conn, target: &Target) -> Result<()> {
+/// The version a project's schema is at, kept as the schema's comment
+/// (`orchestrator schema v1`): readable in the same statement that sets up a session,
+/// and absent (0) before the schema exists, without an error.
+const VERSION_PREFIX: &str = "orchestrator schema v";
+
+fn parse_version(comment: Option<String>) -> i64 {
+    comment
+        .as_deref()
+        .and_then(|c| c.strip_prefix(VERSION_PREFIX))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The version of `schema` (0 when it does not exist).
+pub fn pg_version(conn: &Conn, schema: &str) -> Result<i64> {
+    let comment = conn.query_row(
+        "SELECT obj_description(to_regnamespace(?1), 'pg_namespace')",
+        args![schema],
+        |r| r.get::<Option<String>>(0),
+    )?;
+    Ok(parse_version(comment))
+}
+
+/// Sets up a PostgreSQL session for the project and brings its schema to the latest
+/// version. The fast path is one round trip: it chooses the schema and the lock timeout
+/// (session settings, so a pooler in session mode can stand between), reads the schema's
+/// version and the server's clock — every heartbeat and comparison of this process then
+/// uses the server's time, so hosts with skewed clocks agree. The schema is created and
+/// upgraded under the project's advisory lock.
+pub fn migrate_pg(conn: &Conn, target: &Target, lock_timeout: std::time::Duration) -> Result<()> {
     let latest = PG_STEPS.len() as i64;
-    let probe =
-        "SELECT version, CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT) FROM meta";
+    let schema = target.schema();
     let sent = clock::system_ms();
-    let found = conn.query_row(probe, args![], |r| Ok((r.get::<i64>(0)?, r.get::<i64>(1)?)));
-    let (current, server_ms) = match found {
-        Ok(v) => v,
-        // No schema yet (or no meta table): create it below.
-        Err(_) => (
-            0,
-            conn.query_row(
-                "SELECT CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT)",
-                args![],
-                |r| r.get::<i64>(0),
-            )?,
-        ),
-    };
+    let (comment, server_ms) = conn.query_row(
+        "SELECT set_config('search_path', ?1, false), set_config('lock_timeout', ?2, false),
+           obj_description(to_regnamespace(?1), 'pg_namespace'),
+           CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT)",
+        args![schema, lock_timeout.as_millis().max(1).to_string()],
+        |r| Ok((r.get::<Option<String>>(2)?, r.get::<i64>(3)?)),
+    )?;
     let back = clock::system_ms();
     clock::set_offset_ms(server_ms - (sent + back) / 2);
+    let current = parse_version(comment);
     if current == latest {
         return Ok(());
     }
     if current > latest {
         bail!(
-            "database schema {} is version {current}, newer than this orchestrator ({latest}); \
-             upgrade orchestrator",
-            target.schema()
+            "database schema {schema} is version {current}, newer than this orchestrator \
+             ({latest}); upgrade orchestrator"
         );
     }
     let tx = conn.begin()?;
-    let schema = target.schema();
     tx.batch(&format!(
         "CREATE SCHEMA IF NOT EXISTS {schema};
-         CREATE TABLE IF NOT EXISTS {schema}.meta (version BIGINT NOT NULL, project_id TEXT NOT NULL)"
+         CREATE TABLE IF NOT EXISTS {schema}.meta (project_id TEXT NOT NULL)"
     ))?;
     // Another process may have migrated while we waited for the lock.
-    let current: i64 = tx
-        .query_opt("SELECT version FROM meta", args![], |r| r.get(0))?
-        .unwrap_or(0);
+    let current = pg_version(&tx, &schema)?;
     if current == 0 {
         tx.execute(
-            "INSERT INTO meta (version, project_id) VALUES (0, ?1)",
+            "INSERT INTO meta (project_id) VALUES (?1)",
             args![target.project_id],
         )?;
     }
     for step in PG_STEPS.iter().skip(current.max(0) as usize) {
         tx.batch(step)?;
     }
-    tx.execute("UPDATE meta SET version=?1", args![latest])?;
+    tx.batch(&format!(
+        "COMMENT ON SCHEMA {schema} IS '{VERSION_PREFIX}{latest}'"
+    ))?;
     tx.commit()
 }
 

@@ -76,9 +76,9 @@ impl Store {
     /// takes the server's clock as this process's (heartbeats are compared across hosts).
     pub fn open_pg(target: &db::pg::Target) -> Result<Self> {
         let settings = crate::core::settings::get();
-        let conn = db::pg::PgConn::connect(target, settings.connect_timeout, busy_timeout())?;
+        let conn = db::pg::PgConn::connect(target, settings.connect_timeout)?;
         let conn = Conn::Pg(Box::new(conn));
-        migrations::migrate_pg(&conn, target)?;
+        migrations::migrate_pg(&conn, target, busy_timeout())?;
         Ok(Self { conn })
     }
 
@@ -150,11 +150,10 @@ impl Store {
 
     /// The schema version this database is at.
     pub fn schema_version(&self) -> Result<i64> {
-        let sql = match self.conn {
-            Conn::Sqlite(_) => "PRAGMA user_version",
-            Conn::Pg(_) => "SELECT version FROM meta",
-        };
-        self.conn.query_row(sql, crate::args![], |r| r.get(0))
+        match &self.conn {
+            Conn::Sqlite(c) => Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?),
+            Conn::Pg(c) => migrations::pg_version(&self.conn, c.channel()),
+        }
     }
 
     /// The engine in words, for `doctor` and `status`: the SQLite file, or the server

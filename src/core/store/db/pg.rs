@@ -105,9 +105,11 @@ pub struct PgConn {
 }
 
 impl PgConn {
-    /// Connects to `target` within `timeout`, with `lock_timeout` as the longest a
-    /// writer waits for another.
-    pub fn connect(target: &Target, timeout: Duration, lock_timeout: Duration) -> Result<Self> {
+    /// Connects to `target` within `timeout`. The session settings (the project's schema,
+    /// how long a writer waits for another) are set by the first statement, not the
+    /// startup packet, so a pooler in session mode can stand between (see
+    /// `migrations::migrate_pg`).
+    pub fn connect(target: &Target, timeout: Duration) -> Result<Self> {
         let (url, tls) = tls_of(&target.url)?;
         let mut config: Config = url.parse().with_context(|| {
             format!(
@@ -120,12 +122,6 @@ impl PgConn {
             config.connect_timeout(timeout);
         }
         let schema = target.schema();
-        let mut options = config.get_options().unwrap_or("").to_string();
-        options.push_str(&format!(
-            " -c search_path={schema} -c lock_timeout={}",
-            lock_timeout.as_millis().max(1)
-        ));
-        config.options(options.trim());
         if config.get_application_name().is_none() {
             config.application_name("orchestrator");
         }
