@@ -1,10 +1,9 @@
-//! Change notification on a directory (inotify): the database directory changes on every
-//! write, so watchers wake on change instead of polling the database.
+//! Change notification on a directory (inotify): the SQLite database's directory changes
+//! on every write, so watchers wake on change instead of polling (see `core::changes`).
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
-use std::time::Duration;
 
 /// An inotify watch on one directory.
 pub struct DirWatch {
@@ -45,24 +44,7 @@ impl DirWatch {
         }
     }
 
-    /// Blocks until a change or `timeout`; true when something changed.
-    pub fn wait(&self, timeout: Duration) -> bool {
-        let mut pfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: one valid pollfd.
-        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-        r > 0 && self.drain()
-    }
-
-    /// The descriptor, for async registration.
-    pub fn into_fd(self) -> OwnedFd {
-        self.fd
-    }
-
+    /// The descriptor to poll: readable when something changed.
     pub fn raw_fd(&self) -> i32 {
         self.fd.as_raw_fd()
     }

@@ -1,6 +1,7 @@
 //! The engine every front door shares: paths, identity, store, liveness, hygiene, render.
 
 pub mod address;
+pub mod changes;
 pub mod claims;
 pub mod clock;
 pub mod doorbell;

@@ -1,8 +1,10 @@
 //! `orchestrator wait`: the doorbell's fallback, an `asyncRewake` hook. Claude Code starts
 //! it in the background at SessionStart and at every Stop; when it exits 2, its stderr
-//! wakes the session (an idle one too) as hook feedback. So it waits — inotify on the
-//! database directory, no polling — until mail is due while the session is idle, takes it
-//! (leased, then confirmed once written, like a hook's answer), prints it and exits 2.
+//! wakes the session (an idle one too) as hook feedback. So it waits — on the store's
+//! change signal (`core::changes`: inotify on SQLite, LISTEN on PostgreSQL, so a send from
+//! another host wakes it too), no polling — until mail is due while the session is idle,
+//! takes it (leased, then confirmed once written, like a hook's answer), prints it and
+//! exits 2.
 //!
 //! Exactly one waiter per session: each records itself on the session's row and SIGTERMs
 //! the one it replaces; a waiter that finds another named there exits 0. It exits 0 when
@@ -11,7 +13,7 @@
 //! starts a new one. Any failure of its own is exit 0: exit 2 is only ever mail.
 
 use super::{guarded, input, quiet_panics};
-use crate::core::fswatch::DirWatch;
+use crate::core::changes::Changes;
 use crate::core::identity::{self, AgentProcess, Probe, SystemProbe};
 use crate::core::liveness::Policy;
 use crate::core::paths::ProjectPaths;
@@ -96,8 +98,9 @@ fn wait(max: Duration) -> Result<Exit> {
     )
     .map_err(|e| anyhow::anyhow!("refused: {e}"))?;
     let me = me()?;
-    let watch = DirWatch::new(&paths.db_dir())
-        .with_context(|| format!("cannot watch {}", paths.db_dir().display()))?;
+    // Before the first look, so nothing that changes after it goes unheard. Its troubles
+    // stay off stderr, which is the wake message; it retries on its own.
+    let watch = Changes::open(&paths, &store, None)?;
     let agent_fd = agent.and_then(pidfd);
     let mut registered = false;
     loop {
@@ -106,61 +109,16 @@ fn wait(max: Duration) -> Result<Exit> {
                 return Ok(quit(&store, &id, me, registered));
             }
         }
-        let mut wake = store.wake_of(&id)?;
-        if wake.is_none() && registered {
-            // The row moved (/clear): the new id's SessionStart starts its own waiter.
-            return Ok(Exit::Quiet);
-        }
-        if wake.is_none() {
-            // SessionStart may not have registered the row yet; /clear may have moved it.
-            if let Some(owned) = agent.map(|a| store.owned_by(&a)).transpose()?.flatten() {
-                id = owned;
-                wake = store.wake_of(&id)?;
-            }
-        }
-        if let Some(w) = wake {
-            if !registered {
-                if let Some(old) = store.set_waiter(&id, me)?.flatten() {
-                    if SystemProbe.is_alive(old.pid, old.start_ticks) {
-                        // SAFETY: plain kill(2) of the process that registered as this
-                        // session's waiter (pid and start time checked just now).
-                        unsafe {
-                            libc::kill(old.pid, libc::SIGTERM);
-                        }
-                    }
-                }
-                registered = true;
-            } else if w.waiter != Some(me) {
-                // A newer waiter took over.
-                return Ok(Exit::Quiet);
-            }
-            if w.doorbell
-                .as_deref()
-                .is_some_and(|d| doorbell::validate(d).is_ok())
-            {
-                return Ok(quit(&store, &id, me, registered));
-            }
-            // A busy session hears its mail from its own hooks (PostToolUse, the next
-            // prompt); the Stop that ends the turn wakes us again (and an interrupted
-            // turn, which runs no Stop, counts as busy only a minute: we look each minute).
-            if !doorbell::is_busy(&w) {
-                let (body, lease) = mailbox::inject(&mut store, &id, mailbox::HOOK_BUDGET_CHARS)?;
-                if !body.is_empty() {
-                    let mut err = std::io::stderr().lock();
-                    let written = writeln!(err, "{body}").and_then(|_| err.flush());
-                    match written {
-                        Ok(()) => {
-                            store.confirm(&lease, "waiter")?;
-                            let _ = store.clear_waiter(&id, me);
-                            return Ok(Exit::Mail);
-                        }
-                        Err(e) => {
-                            let _ = store.release(&lease);
-                            return Err(e).context("cannot write the mail to stderr");
-                        }
-                    }
+        // A server restart broke the store's connection: reopen it. While the server is
+        // away, wait: the listener reconnects on its own and reports when it is back.
+        match store.reconnect_if_broken() {
+            Ok(()) => {
+                if let Some(exit) = look(&mut store, &mut id, &mut registered, me, agent)? {
+                    return Ok(exit);
                 }
             }
+            Err(e) if crate::core::store::is_unreachable(&e) => {}
+            Err(e) => return Err(e),
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -170,6 +128,75 @@ fn wait(max: Duration) -> Result<Exit> {
             // Let a burst of writes settle into one look.
             std::thread::sleep(Duration::from_millis(5));
             watch.drain();
+        }
+    }
+}
+
+/// One look at the session: registers as its waiter, and takes and prints its mail when
+/// it is idle. `Some` when the waiter is done.
+fn look(
+    store: &mut Store,
+    id: &mut String,
+    registered: &mut bool,
+    me: AgentProcess,
+    agent: Option<AgentProcess>,
+) -> Result<Option<Exit>> {
+    let mut wake = store.wake_of(id)?;
+    if wake.is_none() && *registered {
+        // The row moved (/clear): the new id's SessionStart starts its own waiter.
+        return Ok(Some(Exit::Quiet));
+    }
+    if wake.is_none() {
+        // SessionStart may not have registered the row yet; /clear may have moved it.
+        if let Some(owned) = agent.map(|a| store.owned_by(&a)).transpose()?.flatten() {
+            *id = owned;
+            wake = store.wake_of(id)?;
+        }
+    }
+    let Some(w) = wake else {
+        return Ok(None);
+    };
+    if !*registered {
+        if let Some(old) = store.set_waiter(id, me)?.flatten() {
+            if SystemProbe.is_alive(old.pid, old.start_ticks) {
+                // SAFETY: plain kill(2) of the process that registered as this
+                // session's waiter (pid and start time checked just now).
+                unsafe {
+                    libc::kill(old.pid, libc::SIGTERM);
+                }
+            }
+        }
+        *registered = true;
+    } else if w.waiter != Some(me) {
+        // A newer waiter took over.
+        return Ok(Some(Exit::Quiet));
+    }
+    if w.doorbell
+        .as_deref()
+        .is_some_and(|d| doorbell::validate(d).is_ok())
+    {
+        return Ok(Some(quit(store, id, me, *registered)));
+    }
+    // A busy session hears its mail from its own hooks (PostToolUse, the next prompt);
+    // the Stop that ends the turn wakes us again (and an interrupted turn, which runs no
+    // Stop, counts as busy only a minute: we look each minute).
+    if doorbell::is_busy(&w) {
+        return Ok(None);
+    }
+    let (body, lease) = mailbox::inject(store, id, mailbox::HOOK_BUDGET_CHARS)?;
+    if body.is_empty() {
+        return Ok(None);
+    }
+    let mut err = std::io::stderr().lock();
+    match writeln!(err, "{body}").and_then(|_| err.flush()) {
+        Ok(()) => {
+            store.confirm(&lease, "waiter")?;
+            let _ = store.clear_waiter(id, me);
+            Ok(Some(Exit::Mail))
+        }
+        Err(e) => {
+            let _ = store.release(&lease);
+            Err(e).context("cannot write the mail to stderr")
         }
     }
 }
@@ -194,9 +221,9 @@ fn pidfd(agent: AgentProcess) -> Option<OwnedFd> {
 }
 
 /// Waits for a database change, the agent's exit or `timeout`; true when something changed.
-fn block(watch: &DirWatch, agent: Option<&OwnedFd>, timeout: Duration) -> bool {
+fn block(watch: &Changes, agent: Option<&OwnedFd>, timeout: Duration) -> bool {
     let mut fds = vec![libc::pollfd {
-        fd: watch.raw_fd(),
+        fd: watch.as_raw_fd(),
         events: libc::POLLIN,
         revents: 0,
     }];

@@ -120,7 +120,9 @@ pub fn collect_in(store: &Store, all: bool, paths: Option<&ProjectPaths>) -> Res
         };
         out.push(Entry {
             ring_pending_since: wake.as_ref().and_then(|w| w.rung_at_ms).map(clock::iso),
-            wake: wake.as_ref().map(|w| wake_word(w, inbound.as_deref())),
+            wake: wake
+                .as_ref()
+                .map(|w| wake_word(w, inbound.as_deref(), store.is_shared())),
             queued: queued.get(&r.session_id).copied().unwrap_or(0),
             uncommitted_files: uncommitted,
             files: files.get(&r.session_id).cloned().unwrap_or_default(),
@@ -181,8 +183,17 @@ fn ended(store: &Store, e: EndedSession) -> Result<Entry> {
     })
 }
 
-/// How a message wakes a live session, in a word or three.
-fn wake_word(w: &WakeRow, inbound: Option<&str>) -> String {
+/// How a message wakes a live session, in a word or three. On a shared server a session
+/// on another host is rung by its own server there, as its recorded doorbell says;
+/// this host cannot check that socket or its waiter.
+fn wake_word(w: &WakeRow, inbound: Option<&str>, shared: bool) -> String {
+    if shared && w.elsewhere {
+        return match (&w.doorbell, w.waiter) {
+            (Some(_), _) => "doorbell (rung on its host)".into(),
+            (None, Some(_)) => "wait hook (on its host)".into(),
+            (None, None) => "next turn (no doorbell)".into(),
+        };
+    }
     let bell = w.local_agent.is_some()
         && w.doorbell
             .as_deref()

@@ -1,10 +1,12 @@
 //! `orchestrator watch`: a live full-screen view (sessions, recent messages, file
-//! overlaps) redrawn when the database changes; `q` quits. Not on a terminal, it prints
-//! the plain view periodically instead.
+//! overlaps) redrawn when the store changes (`core::changes`), and at least every
+//! `ORCHESTRATOR_WATCH_SECS`; `q` quits. Not on a terminal, it prints the plain view the
+//! same way. On SQLite every write is a change; a shared server notifies only mail and
+//! notices (what wakes sessions), so there other changes show at the periodic redraw.
 
 use super::status::{self, Entry};
+use crate::core::changes::Changes;
 use crate::core::clock;
-use crate::core::fswatch::DirWatch;
 use crate::core::store::messages::Recent;
 use crate::core::store::Store;
 use crate::core::text::{self, id8, inline};
@@ -90,13 +92,16 @@ pub fn render_plain(v: &View) -> String {
 }
 
 pub fn run() -> Result<i32> {
-    let Some((paths, store)) = super::open_existing()? else {
+    let Some((paths, mut store)) = super::open_existing()? else {
         return Ok(0);
     };
-    let watch = DirWatch::new(&paths.db_dir()).ok();
+    // Without a change signal the view still refreshes every `every`.
+    let watch = Changes::open(&paths, &store, None).ok();
     let every = crate::core::settings::get().watch_every;
     if !std::io::stdout().is_terminal() {
         loop {
+            // A server restart broke the connection: reopen it.
+            store.reconnect_if_broken()?;
             println!("--- {} UTC", clock::iso(clock::now_ms()));
             print!("{}", render_plain(&load(&store)?));
             match watch.as_ref() {
@@ -111,15 +116,15 @@ pub fn run() -> Result<i32> {
         }
     }
     let mut term = ratatui::init();
-    let res = tui(&mut term, &store, watch.as_ref(), every);
+    let res = tui(&mut term, &mut store, watch.as_ref(), every);
     ratatui::restore();
     res.map(|_| 0)
 }
 
 fn tui(
     term: &mut ratatui::DefaultTerminal,
-    store: &Store,
-    watch: Option<&DirWatch>,
+    store: &mut Store,
+    watch: Option<&Changes>,
     every: Duration,
 ) -> Result<()> {
     let mut view = load(store)?;
@@ -137,8 +142,9 @@ fn tui(
                 }
             }
         }
-        let changed = watch.map(DirWatch::drain).unwrap_or(false);
+        let changed = watch.map(Changes::drain).unwrap_or(false);
         if changed || last.elapsed() >= every {
+            store.reconnect_if_broken()?;
             view = load(store)?;
             last = Instant::now();
         }

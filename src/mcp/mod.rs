@@ -4,6 +4,7 @@
 //! our agent process owns, and exit on stdin EOF, SIGTERM/SIGINT or agent death — removing
 //! our row only while this instance still owns it.
 
+pub mod bell;
 pub mod push;
 pub mod state;
 pub mod tools;
@@ -112,6 +113,7 @@ async fn serve() -> Result<i32> {
 /// Heartbeats on a timer; while unbound, retries resolution with backoff (never gives up).
 async fn heartbeat(state: Arc<ServerState>) {
     let interval = crate::core::settings::get().heartbeat;
+    let shared = state.store().is_shared();
     let mut backoff = Duration::from_millis(500);
     loop {
         let bound = state.binding().is_some();
@@ -130,6 +132,9 @@ async fn heartbeat(state: Arc<ServerState>) {
             ));
         }
         note_doorbell(&state);
+        if shared {
+            bell::ring_own(&state).await;
+        }
         if state.binding().is_none() {
             backoff = (backoff * 2).min(Duration::from_secs(30));
         }

@@ -1,12 +1,14 @@
-//! Live push: watch the database directory with inotify (no polling) and send each new
-//! message for this session as `notifications/claude/channel`. A message is leased while
-//! it is pushed, so the hook path does not repeat it, and marked in context once sent; if
-//! the send fails it is released, due again.
+//! Live push: on every change the store reports (`core::changes`: inotify on SQLite, the
+//! shared server's notifications on PostgreSQL, so no polling either way), send each new
+//! message for this session as `notifications/claude/channel`, and on a shared server
+//! ring this session's doorbell for mail from other hosts ([`super::bell`]). A message is
+//! leased while it is pushed, so the hook path does not repeat it, and marked in context
+//! once sent; if the send fails it is released, due again.
 
 use super::state::ServerState;
-use crate::core::fswatch::DirWatch;
+use crate::core::changes::Changes;
 use crate::core::settings::Channel;
-use crate::core::{mailbox, text};
+use crate::core::{log, mailbox, text};
 use rmcp::model::{CustomNotification, ServerNotification};
 use rmcp::{Peer, RoleServer};
 use std::sync::Arc;
@@ -35,52 +37,69 @@ pub fn enabled(peer: &Peer<RoleServer>) -> bool {
     }
 }
 
-/// Runs until the peer goes away.
+/// Runs until the peer goes away. Listens only when there is something to do: pushes
+/// for this client, or rings for other hosts' senders (a shared server).
 pub async fn run(state: Arc<ServerState>, peer: Peer<RoleServer>) {
-    if !enabled(&peer) {
+    let push = enabled(&peer);
+    let (ring, target) = {
+        let store = state.store();
+        (store.is_shared(), store.pg().map(|c| c.target().clone()))
+    };
+    if !push && !ring {
         return;
     }
-    let dir = state.paths.db_dir();
-    let fd = match DirWatch::new(&dir) {
-        Ok(w) => w.into_fd(),
-        Err(e) => {
-            eprintln!(
-                "[orchestrator] live push disabled: cannot watch {}: {e}",
-                dir.display()
-            );
+    // Connecting to listen may take the connect timeout: not on the runtime thread, and
+    // not under the store lock the tools use.
+    let paths = state.paths.clone();
+    let opened = tokio::task::spawn_blocking(move || {
+        Changes::open_for(&paths, target.as_ref(), Some(log::warn))
+    })
+    .await;
+    let changes = match opened {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            let what = if ring {
+                "live push and rings"
+            } else {
+                "live push"
+            };
+            log::warn(&format!("{what} disabled: {e:#}"));
             return;
         }
-    };
-    // SAFETY: `fd` is a valid open inotify descriptor that the AsyncFd owns until drop.
-    let afd = match unsafe { tokio::io::unix::AsyncFd::register(fd) } {
-        Ok(a) => a,
         Err(_) => return,
     };
-    deliver(&state, &peer).await;
+    if let Some(why) = changes.unheard() {
+        log::warn(&format!(
+            "not hearing the database's changes yet ({why}); retrying in the background"
+        ));
+    }
+    // SAFETY: `Changes` owns its descriptor (an inotify fd or an eventfd) for as long as it
+    // lives and always returns that same one; the AsyncFd owns the `Changes`.
+    let Ok(afd) = (unsafe { tokio::io::unix::AsyncFd::register(changes) }) else {
+        return;
+    };
+    let pass = || async {
+        if push && !deliver(&state, &peer).await {
+            return false;
+        }
+        if ring {
+            super::bell::ring_own(&state).await;
+        }
+        true
+    };
+    if !pass().await {
+        return;
+    }
     loop {
         let Ok(mut guard) = afd.readable().await else {
             return;
         };
-        // Drain the event queue; the content does not matter, only that something changed.
-        let mut buf = [0u8; 4096];
-        loop {
-            use std::os::fd::AsRawFd;
-            // SAFETY: reading into a stack buffer of the stated length.
-            let n = unsafe {
-                libc::read(
-                    afd.get_ref().as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                )
-            };
-            if n <= 0 {
-                break;
-            }
-        }
+        // Only that something changed matters, not what.
+        guard.get_inner().drain();
         guard.clear_ready();
-        // Let a burst of writes settle into one delivery pass.
+        // Let a burst of writes settle into one pass.
         tokio::time::sleep(Duration::from_millis(5)).await;
-        if !deliver(&state, &peer).await {
+        if !pass().await {
             return;
         }
     }

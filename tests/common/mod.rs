@@ -21,6 +21,8 @@ pub struct Project {
     pub root: PathBuf,
     pub home: PathBuf,
     pub claude: PathBuf,
+    /// Extra environment for every command (a shared database, say).
+    pub env: Vec<(String, String)>,
 }
 
 impl Project {
@@ -54,7 +56,19 @@ impl Project {
             root,
             home,
             claude,
+            env: Vec::new(),
         }
+    }
+
+    /// A project whose registry is `project_id` on the PostgreSQL server at `url`: its
+    /// state dir holds nothing shared, so two of them stand for two machines' checkouts.
+    pub fn on_database(url: &str, project_id: &str) -> Self {
+        let mut p = Self::new();
+        p.env = vec![
+            ("ORCHESTRATOR_DATABASE_URL".into(), url.into()),
+            ("ORCHESTRATOR_PROJECT_ID".into(), project_id.into()),
+        ];
+        p
     }
 
     pub fn state_dir(&self) -> PathBuf {
@@ -68,6 +82,7 @@ impl Project {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", &self.home)
             .env("ORCHESTRATOR_PROJECT_ROOT", &self.root)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.root);
         c
     }

@@ -189,6 +189,16 @@ impl Store {
                 args![id, r, now],
             )?;
         }
+        if self.is_shared() {
+            // Recipients on other hosts are rung by their own server (see `wake::REMOTE`).
+            let h = crate::core::identity::process::host_id();
+            tx.execute(
+                "UPDATE deliveries SET ring=?4 WHERE message_id=?1 AND recipient_id IN
+                   (SELECT session_id FROM sessions WHERE host IS NOT NULL
+                      AND (host <> ?2 OR boot_id IS NULL OR boot_id <> ?3))",
+                args![id, h.host, h.boot_id, super::wake::REMOTE],
+            )?;
+        }
         tx.notify()?;
         tx.commit()?;
         Ok(id)

@@ -16,6 +16,12 @@ use anyhow::Result;
 /// A ring not followed by a delivery within this long no longer holds back the next one.
 pub const RING_AGAIN_AFTER_MS: i64 = 5 * 60 * 1000;
 
+/// `deliveries.ring` of a delivery to a session on another host (shared server only):
+/// the sender cannot reach its doorbell, so the recipient's own server rings it there.
+/// Set in the sending transaction, so that server, woken by the send's `NOTIFY`, already
+/// sees it; replaced by the outcome once that server rang (or decided not to).
+pub const REMOTE: &str = "remote";
+
 /// One session's wake facts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WakeRow {
@@ -32,6 +38,8 @@ pub struct WakeRow {
     pub heartbeat_ms: i64,
     /// Its agent process, when that runs on this host and boot.
     pub local_agent: Option<AgentProcess>,
+    /// The row names another host (or boot) than this one's.
+    pub elsewhere: bool,
 }
 
 impl WakeRow {
@@ -68,7 +76,8 @@ impl Store {
                     .get::<Option<String>>(4)?
                     .as_deref()
                     .and_then(parse_waiter);
-                let local = r.get::<Option<String>>(8)?.as_deref() == Some(&h.host)
+                let host = r.get::<Option<String>>(8)?;
+                let local = host.as_deref() == Some(&h.host)
                     && r.get::<Option<String>>(9)?.as_deref() == Some(&h.boot_id);
                 let agent = match (r.get::<Option<i32>>(6)?, r.get::<Option<i64>>(7)?) {
                     (Some(pid), Some(t)) if local => Some(AgentProcess {
@@ -90,6 +99,7 @@ impl Store {
                         .and_then(crate::core::clock::parse_iso)
                         .unwrap_or(0),
                     local_agent: agent,
+                    elsewhere: host.is_some() && !local,
                 })
             },
         )
@@ -174,7 +184,9 @@ impl Store {
     }
 
     /// Records how `recipient`'s delivery of `message_id` is (to be) rung: an outcome code
-    /// (see `core::doorbell`) and the time of the ring it rides on.
+    /// (see `core::doorbell`) and the time of the ring it rides on. Once per delivery: only
+    /// over nothing or [`REMOTE`] (which the recipient's host replaces), so a sender's
+    /// late record never hides what that host did.
     pub fn record_ring(
         &self,
         message_id: i64,
@@ -183,10 +195,24 @@ impl Store {
         rung_at_ms: Option<i64>,
     ) -> Result<()> {
         self.conn.execute(
-            "UPDATE deliveries SET ring=?3, rung_ms=?4 WHERE message_id=?1 AND recipient_id=?2",
-            args![message_id, recipient, code, rung_at_ms],
+            "UPDATE deliveries SET ring=?3, rung_ms=?4 WHERE message_id=?1 AND recipient_id=?2
+               AND (ring IS NULL OR ring=?5)",
+            args![message_id, recipient, code, rung_at_ms, REMOTE],
         )?;
         Ok(())
+    }
+
+    /// `id`'s deliveries left for this host to ring ([`REMOTE`]) and still waiting:
+    /// (message id, sender id), oldest first.
+    pub fn remote_waiting(&self, id: &str) -> Result<Vec<(i64, String)>> {
+        self.conn.query_map(
+            "SELECT d.message_id, m.sender_id FROM deliveries d JOIN messages m ON m.id=d.message_id
+             WHERE d.recipient_id=?1 AND d.ring=?2 AND d.state='queued'
+               AND d.in_context_at_ms IS NULL
+             ORDER BY d.message_id",
+            args![id, REMOTE],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     /// Makes `waiter` the one waiter of `id`; returns the one it replaces, if any.

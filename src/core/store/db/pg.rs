@@ -50,6 +50,9 @@ impl Target {
     }
 }
 
+/// tokio-postgres's keepalive idle time when the URL names none (libpq's too).
+const DEFAULT_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
+
 /// FNV-1a: stable across builds and hosts (std's hasher is not).
 fn fnv64(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
@@ -110,6 +113,32 @@ impl PgConn {
     /// startup packet, so a pooler in session mode can stand between (see
     /// `migrations::migrate_pg`).
     pub fn connect(target: &Target, timeout: Duration) -> Result<Self> {
+        Self::connect_with(target, timeout, |_| {})
+    }
+
+    /// A connection that only listens for the project's notifications (see
+    /// `core::changes`); it needs no session settings. It sends nothing while it waits,
+    /// so a peer that vanished without closing the socket (a host or network gone) would
+    /// go unnoticed for hours: TCP keepalives, unless the URL sets its own, report it
+    /// within about a minute.
+    pub fn listener(target: &Target, timeout: Duration) -> Result<Self> {
+        let conn = Self::connect_with(target, timeout, |config| {
+            if config.get_keepalives() && config.get_keepalives_idle() == DEFAULT_KEEPALIVES_IDLE {
+                config
+                    .keepalives_idle(Duration::from_secs(30))
+                    .keepalives_interval(Duration::from_secs(10))
+                    .keepalives_retries(3);
+            }
+        })?;
+        conn.listen()?;
+        Ok(conn)
+    }
+
+    fn connect_with(
+        target: &Target,
+        timeout: Duration,
+        tune: impl FnOnce(&mut Config),
+    ) -> Result<Self> {
         let (url, tls) = tls_of(&target.url)?;
         let mut config: Config = url.parse().with_context(|| {
             format!(
@@ -125,6 +154,7 @@ impl PgConn {
         if config.get_application_name().is_none() {
             config.application_name("orchestrator");
         }
+        tune(&mut config);
         let (client_tx, client_rx) = mpsc::channel();
         let (note_tx, notes) = mpsc::channel();
         let (done_tx, done) = mpsc::channel();

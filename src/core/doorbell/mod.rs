@@ -11,6 +11,12 @@
 //! Order of work for a send: [`plan`] (store: claim one ring per recipient, coalescing a
 //! burst), [`ring`] (sockets only, all recipients at once within [`RING_TIMEOUT`]),
 //! [`record`] (store: how each delivery will arrive). A send never fails because of a ring.
+//!
+//! A socket is reachable only on its own host: on a shared server a sender leaves a
+//! recipient on another host to that host ([`code::REMOTE`]), whose `serve` rings it
+//! ([`remote`]) through the same claim, so a burst still rings once.
+
+pub mod remote;
 
 use crate::core::clock;
 use crate::core::identity::{harness, AgentProcess, Probe, SystemProbe};
@@ -50,6 +56,8 @@ pub mod code {
     pub const WAITER: &str = "waiter";
     /// The recipient's `crossSessionInbound` setting refuses rings.
     pub const REFUSED: &str = "refused";
+    /// On another host: its own server rings it there (see [`super::remote`]).
+    pub const REMOTE: &str = crate::core::store::wake::REMOTE;
     pub const NOT_LIVE: &str = "not_live";
     pub const SELF: &str = "self";
     /// Prefix of a failed ring: `failed: connection refused`.
@@ -453,6 +461,11 @@ pub fn plan(
                 continue;
             }
         };
+        if wake.elsewhere && store.is_shared() {
+            // Its socket (or `codex queue`, or waiter) is on its host: its server rings.
+            targets.push(t(code::REMOTE, None));
+            continue;
+        }
         let codex = (socket_of(&wake).is_none())
             .then(|| codex_of(store, r))
             .flatten();
@@ -596,7 +609,8 @@ pub fn record(store: &Store, plan: &Plan) -> Vec<Arrival> {
                 let _ = store.release_ring(&t.recipient, r.stamp);
             }
         }
-        if let Some(id) = plan.message_id {
+        // `remote` was stored with the message; the recipient's host may have rung since.
+        if let (Some(id), false) = (plan.message_id, t.code == code::REMOTE) {
             let _ = store.record_ring(id, &t.recipient, &t.code, t.rung_at_ms);
         }
         out.push(Arrival {
@@ -658,6 +672,7 @@ pub fn describe(code: &str, rung_at_ms: Option<i64>, recipient: &str) -> String 
         code::TAKEN => format!("{who} took it before a ring was needed"),
         code::NO_DOORBELL => "will be seen at its next turn (no doorbell)".into(),
         code::WAITER => format!("{who} has no doorbell; its wait hook wakes it"),
+        code::REMOTE => format!("{who} runs on another host: its server there wakes it"),
         code::REFUSED => {
             "will be seen at its next turn (its crossSessionInbound setting refuses rings)".into()
         }
