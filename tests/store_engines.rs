@@ -19,7 +19,8 @@ use std::sync::{Arc, Barrier};
 /// Where a test's store lives; `open` gives one more connection to the same store.
 #[derive(Clone)]
 enum Engine {
-    Sqlite(ProjectPaths, Arc<tempfile::TempDir>),
+    /// The directory is held, never read: the store lives while the engine does.
+    Sqlite(ProjectPaths, #[allow(dead_code)] Arc<tempfile::TempDir>),
     Pg(Target),
 }
 
