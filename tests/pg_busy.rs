@@ -3,6 +3,9 @@
 //! the same connection works — a long-lived `serve` that once met a busy fleet would
 //! otherwise fail every heartbeat after ("current transaction is aborted").
 //!
+//! And vouching for a host's rows never waits for a row another transaction holds (nor
+//! deadlocks with another server vouching for the same rows): it skips that row.
+//!
 //! Its own test binary: the busy timeout is a process-wide setting, read once.
 
 mod common;
@@ -56,4 +59,30 @@ fn a_writer_that_timed_out_on_the_lock_writes_again() {
         .map(|r| r.session_id)
         .collect();
     assert_eq!(ids, ["aaaaaaaa-busy"]);
+
+    // A hook's transaction holds one row (and the project's lock); a server vouching for
+    // that row and another refreshes the other at once and skips the held one.
+    let mut holder = Store::open_pg(&target).expect("open");
+    let id = SessionId::parse("bbbbbbbb-held").expect("id");
+    holder
+        .register(&Registration::new(&id, Evidence::Explicit))
+        .expect("register");
+    let (locked_tx, locked) = channel();
+    let (release, release_rx) = channel::<()>();
+    let t = std::thread::spawn(move || {
+        holder
+            .atomically(|s| {
+                s.heartbeat("bbbbbbbb-held")?;
+                let _ = locked_tx.send(());
+                let _ = release_rx.recv();
+                Ok(())
+            })
+            .expect("holder's transaction");
+    });
+    locked.recv().expect("holder holds the row");
+    let both = ["aaaaaaaa-busy".to_string(), "bbbbbbbb-held".to_string()];
+    assert_eq!(waiter.heartbeat_all(&both).expect("vouch"), 1);
+    release.send(()).expect("release");
+    t.join().expect("holder thread");
+    assert_eq!(waiter.heartbeat_all(&both).expect("vouch"), 2);
 }

@@ -199,19 +199,27 @@ impl Store {
     /// Refreshes the heartbeats of `ids`: a server vouching for its host's other live
     /// sessions on a shared server, whose hosts judge them by heartbeat. One statement
     /// per 500 ids and no transaction: a heartbeat checks nothing before it writes, so it
-    /// never waits for (or holds up) the project's writers.
+    /// never waits for (or holds up) the project's writers. On PostgreSQL a row another
+    /// transaction holds is skipped, not waited for (SKIP LOCKED): its writer is busy
+    /// with it, and two servers vouching for overlapping rows in different orders would
+    /// otherwise deadlock. Returns how many rows were refreshed.
     pub fn heartbeat_all(&self, ids: &[String]) -> Result<usize> {
         let now = clock::iso(clock::now_ms());
         let mut n = 0;
         for chunk in ids.chunks(500) {
             let marks: Vec<String> = (0..chunk.len()).map(|i| format!("?{}", i + 2)).collect();
+            let marks = marks.join(",");
+            let which = match self.conn {
+                Conn::Pg(_) => format!(
+                    "SELECT session_id FROM sessions WHERE session_id IN ({marks})
+                     ORDER BY session_id FOR UPDATE SKIP LOCKED"
+                ),
+                Conn::Sqlite(_) => marks,
+            };
             let mut args: Vec<&dyn super::db::ToValue> = vec![&now];
             args.extend(chunk.iter().map(|id| id as &dyn super::db::ToValue));
             n += self.conn.execute(
-                &format!(
-                    "UPDATE sessions SET last_heartbeat_at=?1 WHERE session_id IN ({})",
-                    marks.join(",")
-                ),
+                &format!("UPDATE sessions SET last_heartbeat_at=?1 WHERE session_id IN ({which})"),
                 &args,
             )?;
         }
