@@ -1,6 +1,6 @@
-//! The store's every-turn work on both engines, 50 sibling rows: opening it (a hook opens
-//! it once per run: file + schema check, or connect + one probe), and the roster reads of
-//! a UserPromptSubmit hook (rows, recent files, due mail). PostgreSQL runs when
+//! The store's every-turn work on both engines, 50 sibling rows: the roster reads of a
+//! UserPromptSubmit hook (rows, recent files, due mail) and a heartbeat write. Opening
+//! the store is `benches/connect.rs`. PostgreSQL runs when
 //! `ORCHESTRATOR_BENCH_DATABASE_URL` names a server (e.g. one from `scripts/pg-cluster`).
 
 use criterion::{criterion_group, criterion_main, Criterion};

@@ -76,6 +76,7 @@ both!(
     touches_report_each_sessions_latest,
     hostile_text_round_trips,
     waiters_and_snapshots,
+    heartbeats_of_many_rows_at_once,
 );
 
 fn sid(s: &str) -> SessionId {
@@ -319,6 +320,29 @@ fn ended_sessions_and_retention(e: Engine) {
     let done = s.prune(far, false).expect("prune");
     assert_eq!(done, dry);
     assert_eq!(s.prune(far, true).expect("again").total(), 0);
+}
+
+fn heartbeats_of_many_rows_at_once(e: Engine) {
+    let mut s = e.open();
+    let ids: Vec<String> = (0..3).map(|i| format!("hhhhhhh{i}-beat")).collect();
+    for id in &ids {
+        register(&mut s, id, None);
+    }
+    let before: HashMap<String, String> = s
+        .all_sessions()
+        .expect("rows")
+        .into_iter()
+        .map(|r| (r.session_id, r.last_heartbeat_at))
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    // Two of the three, plus an id with no row.
+    let some = vec![ids[0].clone(), ids[2].clone(), "nobody00-beat".to_string()];
+    assert_eq!(s.heartbeat_all(&some).expect("beat"), 2);
+    assert_eq!(s.heartbeat_all(&[]).expect("none"), 0);
+    for r in s.all_sessions().expect("rows") {
+        let moved = r.last_heartbeat_at != before[&r.session_id];
+        assert_eq!(moved, r.session_id != ids[1], "{}", r.session_id);
+    }
 }
 
 fn touches_report_each_sessions_latest(e: Engine) {

@@ -32,6 +32,9 @@ pub struct Entry {
     pub doing_kind: Option<render::DoingKind>,
     pub last_heartbeat_at: Option<String>,
     pub agent_pid: Option<i32>,
+    /// The host its agent process runs on (hostname), as its row records it: on a shared
+    /// server a fleet spans machines, and `agent_pid` means something only there.
+    pub host: Option<String>,
     /// The worktree the session works in (`.` = main checkout) and its branch.
     pub worktree: Option<String>,
     pub branch: Option<String>,
@@ -140,6 +143,7 @@ pub fn collect_in(store: &Store, all: bool, paths: Option<&ProjectPaths>) -> Res
             current_task: r.current_task,
             last_heartbeat_at: Some(r.last_heartbeat_at),
             agent_pid: r.agent_pid,
+            host: r.host,
             worktree: r.worktree,
             branch: r.branch,
             ended_at: None,
@@ -169,6 +173,7 @@ fn ended(store: &Store, e: EndedSession) -> Result<Entry> {
         current_task: e.current_task,
         last_heartbeat_at: None,
         agent_pid: e.agent_pid,
+        host: None,
         worktree: None,
         branch: None,
         live: false,
@@ -315,9 +320,28 @@ pub fn render_table(entries: &[Entry], color: bool) -> String {
             String::new()
         }
     };
+    // Which machine each session runs on, only when the fleet spans more than one (a
+    // shared server): the PID column means something only there.
+    let hosts: Vec<&str> = entries
+        .iter()
+        .map(|e| e.host.as_deref().unwrap_or("-"))
+        .collect();
+    let show_host = {
+        let known: std::collections::HashSet<&str> =
+            entries.iter().filter_map(|e| e.host.as_deref()).collect();
+        known.len() > 1
+    };
+    let host_col = |h: &str| {
+        if show_host {
+            format!("{:<12} ", inline(h, 12))
+        } else {
+            String::new()
+        }
+    };
     let mut s = format!(
-        "{:<11} {}{:<10} {:<6} {:<11} {:<30} {:<12} {:<7} {:<7} {:<4} FILES\n",
+        "{:<11} {}{}{:<10} {:<6} {:<11} {:<30} {:<12} {:<7} {:<7} {:<4} FILES\n",
         "SESSION",
+        host_col("HOST"),
         place_col("WHERE"),
         "NAME",
         "AGENT",
@@ -328,10 +352,11 @@ pub fn render_table(entries: &[Entry], color: bool) -> String {
         "PID",
         "MSGS"
     );
-    for (e, p) in entries.iter().zip(&places) {
+    for ((e, p), h) in entries.iter().zip(&places).zip(&hosts) {
         let line = format!(
-            "{:<11} {}{:<10} {:<6} {:<11} {:<30} {:<12} {:<7} {:<7} {:<4} {}",
+            "{:<11} {}{}{:<10} {:<6} {:<11} {:<30} {:<12} {:<7} {:<7} {:<4} {}",
             format!("SA-{}", text::id8(&e.id8)),
+            host_col(h),
             place_col(p),
             inline(e.name.as_deref().unwrap_or("-"), 10),
             inline(e.agent_cli.as_deref().unwrap_or("-"), 6),

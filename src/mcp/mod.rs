@@ -65,8 +65,13 @@ pub fn run() -> Result<i32> {
 async fn serve() -> Result<i32> {
     let paths = ProjectPaths::resolve()?;
     let store = Store::open(&paths).map_err(|e| store::describe(e, &paths))?;
-    let report = hygiene::reap(&paths, Some(&store), &SystemProbe, false)?;
-    log::info(report.log_line().trim_start_matches("[orchestrator] "));
+    // Housekeeping, not a reason to fail the session's server: a busy database (a lock
+    // timeout while a whole fleet starts) or an unreadable anchor leaves it to the next
+    // server or `gc`.
+    match hygiene::reap(&paths, Some(&store), &SystemProbe, false) {
+        Ok(report) => log::info(report.log_line().trim_start_matches("[orchestrator] ")),
+        Err(e) => log::warn(&format!("startup hygiene skipped: {e:#}")),
+    }
     for p in &crate::core::settings::get().problems {
         log::warn(&format!("setting {p}"));
     }

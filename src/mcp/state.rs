@@ -371,24 +371,30 @@ impl ServerState {
     /// On a shared server, other hosts judge this host's sessions by heartbeat alone:
     /// refresh every row whose agent process runs here (the process table is the truth
     /// on this host), so a session whose own server is gone or busy stays live to them.
-    /// Returns how many were refreshed. SQLite: nothing to do (one host).
+    /// Rows refreshed within the last half interval are left alone: every server on the
+    /// host vouches, and one write per row per interval is enough (N servers rewriting
+    /// every row would be N² writes). Returns how many were refreshed. SQLite: nothing to
+    /// do (one host).
     pub fn vouch_for_host(&self) -> Result<usize> {
         let store = self.store();
         if !store.is_shared() {
             return Ok(0);
         }
         let mine = self.binding().map(|b| b.id.as_str().to_string());
-        let live: Vec<String> = store
-            .all_sessions()?
+        let half = crate::core::settings::get().heartbeat.as_millis() as i64 / 2;
+        let now = crate::core::clock::now_ms();
+        let due: Vec<String> = store
+            .host_sessions()?
             .into_iter()
             .filter(|r| Some(&r.session_id) != mine.as_ref())
+            .filter(|r| now - r.heartbeat_ms() >= half)
             .filter(|r| {
                 r.local_agent()
                     .is_some_and(|a| SystemProbe.is_alive(a.pid, a.start_ticks))
             })
             .map(|r| r.session_id)
             .collect();
-        store.heartbeat_all(&live)
+        store.heartbeat_all(&due)
     }
 
     /// On the way out: delete our row only if this instance still owns it.

@@ -196,23 +196,47 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Refreshes the heartbeats of `ids` in one transaction: a server vouching for its
-    /// host's other live sessions on a shared server, whose hosts judge them by heartbeat.
+    /// Refreshes the heartbeats of `ids`: a server vouching for its host's other live
+    /// sessions on a shared server, whose hosts judge them by heartbeat. One statement
+    /// per 500 ids and no transaction: a heartbeat checks nothing before it writes, so it
+    /// never waits for (or holds up) the project's writers. On PostgreSQL a row another
+    /// transaction holds is skipped, not waited for (SKIP LOCKED): its writer is busy
+    /// with it, and two servers vouching for overlapping rows in different orders would
+    /// otherwise deadlock. Returns how many rows were refreshed.
     pub fn heartbeat_all(&self, ids: &[String]) -> Result<usize> {
-        if ids.is_empty() {
-            return Ok(0);
-        }
         let now = clock::iso(clock::now_ms());
-        let tx = self.conn.begin()?;
         let mut n = 0;
-        for id in ids {
-            n += tx.execute(
-                "UPDATE sessions SET last_heartbeat_at=?2 WHERE session_id=?1",
-                args![id, now],
+        for chunk in ids.chunks(500) {
+            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("?{}", i + 2)).collect();
+            let marks = marks.join(",");
+            let which = match self.conn {
+                Conn::Pg(_) => format!(
+                    "SELECT session_id FROM sessions WHERE session_id IN ({marks})
+                     ORDER BY session_id FOR UPDATE SKIP LOCKED"
+                ),
+                Conn::Sqlite(_) => marks,
+            };
+            let mut args: Vec<&dyn super::db::ToValue> = vec![&now];
+            args.extend(chunk.iter().map(|id| id as &dyn super::db::ToValue));
+            n += self.conn.execute(
+                &format!("UPDATE sessions SET last_heartbeat_at=?1 WHERE session_id IN ({which})"),
+                &args,
             )?;
         }
-        tx.commit()?;
         Ok(n)
+    }
+
+    /// Every row whose agent process runs on this host (this boot), oldest first.
+    pub fn host_sessions(&self) -> Result<Vec<SessionRow>> {
+        let h = host_id();
+        self.conn.query_map(
+            &format!(
+                "SELECT {COLS} FROM sessions WHERE host=?1 AND boot_id=?2 AND agent_pid IS NOT NULL
+                 ORDER BY started_at, session_id"
+            ),
+            args![h.host, h.boot_id],
+            from_row,
+        )
     }
 
     /// The id of the row `agent` owns on this host, if any.

@@ -25,10 +25,6 @@ const SETTLE_MAX: Duration = Duration::from_millis(300);
 /// Longest request read.
 const MAX_REQUEST: u64 = 64 * 1024;
 
-fn log(msg: &str) {
-    eprintln!("[orchestrator] {msg}");
-}
-
 /// The running watcher: removes its socket on [`Handle::remove`] (only while the socket
 /// there is still this server's).
 pub struct Handle {
@@ -74,11 +70,12 @@ fn open(root: &Path, wt: Option<&Worktree>, skip: Vec<PathBuf>) -> Tree {
         skip,
     );
     match &t.uncovered {
-        Some(why) => log(&format!(
+        Some(why) => crate::core::log::warn(&format!(
             "Bash ledger: not watching {}: {why}; its commands use git status snapshots",
             root.display()
         )),
-        None => log(&format!(
+        // An ordinary line: Claude Code files every line of a server's stderr as an error.
+        None => crate::core::log::info(&format!(
             "Bash ledger: watching {} ({} directories)",
             root.display(),
             t.dirs()
@@ -148,7 +145,7 @@ fn run(
     let (listener, ident) = match bind(path) {
         Ok(x) => x,
         Err(e) => {
-            return log(&format!(
+            return crate::core::log::warn(&format!(
                 "Bash ledger: {e}; Bash commands use git status snapshots"
             ))
         }
@@ -183,7 +180,7 @@ fn run(
         if r < 0 {
             let e = std::io::Error::last_os_error();
             if e.kind() != std::io::ErrorKind::Interrupted {
-                return log(&format!("Bash ledger stopped: poll failed: {e}"));
+                return crate::core::log::warn(&format!("Bash ledger stopped: poll failed: {e}"));
             }
             continue;
         }

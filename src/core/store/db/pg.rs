@@ -213,12 +213,19 @@ impl PgConn {
         block(self.client.batch_execute(sql)).map_err(pg_error)
     }
 
-    /// `BEGIN` and the project's advisory lock, in one round trip.
+    /// `BEGIN` and the project's advisory lock, in one round trip. When the lock is not
+    /// had (`lock_timeout`), the transaction `BEGIN` opened is rolled back here: no `Tx`
+    /// exists yet to do it, and a connection left in an aborted transaction refuses
+    /// every later statement (a long-lived `serve` would never heartbeat again).
     pub(super) fn begin(&self) -> Result<()> {
-        self.batch(&format!(
+        if let Err(e) = self.batch(&format!(
             "BEGIN; SELECT pg_advisory_xact_lock({})",
             self.lock_key
-        ))?;
+        )) {
+            // Best effort: on a lost connection there is nothing to roll back.
+            let _ = self.batch("ROLLBACK");
+            return Err(e);
+        }
         self.in_tx.set(true);
         Ok(())
     }
