@@ -72,7 +72,7 @@ fn main() {
         line(
             &format!("{name}: connect"),
             time(runs, || {
-                PgConn::connect(&target, timeout, timeout).expect("connect")
+                PgConn::connect(&target, timeout).expect("connect")
             }),
         );
         line(
