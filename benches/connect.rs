@@ -71,9 +71,7 @@ fn main() {
         let timeout = Duration::from_secs(10);
         line(
             &format!("{name}: connect"),
-            time(runs, || {
-                PgConn::connect(&target, timeout).expect("connect")
-            }),
+            time(runs, || PgConn::connect(&target, timeout).expect("connect")),
         );
         line(
             &format!("{name}: open (connect + schema/clock probe)"),

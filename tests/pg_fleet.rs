@@ -214,3 +214,51 @@ fn a_schema_from_a_newer_orchestrator_is_refused_by_name() {
         "{e}"
     );
 }
+
+/// Backends of `orchestrator` processes connected to `db` now.
+fn connections(db: &pg::Db) -> i64 {
+    let out = pg::psql(&db.socket_url)
+        .args([
+            "-c",
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' \
+                 AND application_name = 'orchestrator'",
+                db.name
+            ),
+        ])
+        .output()
+        .expect("psql");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(-1)
+}
+
+#[test]
+fn an_idle_server_holds_only_its_listening_connection() {
+    let db = pg::database("idle");
+    let p = Project::new();
+    let mut server = p.agent_with_server(&[
+        (
+            "CLAUDE_CODE_SESSION_ID",
+            "1d1e0000-aaaa-bbbb-cccc-dddddddddddd",
+        ),
+        ("ORCHESTRATOR_DATABASE_URL", db.socket_url.as_str()),
+        ("ORCHESTRATOR_PROJECT_ID", "idle"),
+        ("ORCHESTRATOR_HEARTBEAT_SECS", "0.3"),
+        ("ORCHESTRATOR_CHANNEL", "off"),
+    ]);
+    server.initialize();
+    // Between heartbeats the store's connection is closed: a fleet of idle sessions
+    // costs the server one connection each (the listener), not two.
+    assert!(
+        wait_until(std::time::Duration::from_secs(15), || connections(&db) == 1),
+        "connections: {}",
+        connections(&db)
+    );
+    let (roster, failed) = server.call("whoami", json!({}));
+    assert!(
+        !failed && roster.contains("1d1e0000"),
+        "a tool call reopens it: {roster}"
+    );
+}

@@ -143,6 +143,10 @@ async fn heartbeat(state: Arc<ServerState>) {
         if state.binding().is_none() {
             backoff = (backoff * 2).min(Duration::from_secs(30));
         }
+        if shared {
+            // Between ticks the store connection is closed; a tool call reopens it.
+            state.park_store();
+        }
     }
 }
 

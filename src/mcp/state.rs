@@ -60,6 +60,11 @@ impl ServerState {
     }
 
     /// The store, even if a panicking thread poisoned the lock (its data is in SQLite).
+    /// Closes the store's idle connection to a shared server (see `Store::park`).
+    pub fn park_store(&self) {
+        self.store.lock().unwrap_or_else(|p| p.into_inner()).park();
+    }
+
     /// The store, reconnected first when a shared server's connection broke (the error,
     /// if the server is still away, surfaces from the operation itself).
     pub fn store(&self) -> MutexGuard<'_, Store> {

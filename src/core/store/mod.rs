@@ -142,7 +142,7 @@ impl Store {
     pub fn quick_check(&self) -> Result<String> {
         let sql = match self.conn {
             Conn::Sqlite(_) => "PRAGMA quick_check",
-            Conn::Pg(_) => "SELECT 'ok' FROM meta",
+            Conn::Pg(_) | Conn::Parked(_) => "SELECT 'ok' FROM meta",
         };
         let rows: Vec<String> = self.conn.query_map(sql, crate::args![], |r| r.get(0))?;
         Ok(rows.join("; "))
@@ -153,6 +153,7 @@ impl Store {
         match &self.conn {
             Conn::Sqlite(c) => Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?),
             Conn::Pg(c) => migrations::pg_version(&self.conn, c.channel()),
+            Conn::Parked(t) => migrations::pg_version(&self.conn, &t.schema()),
         }
     }
 
@@ -162,12 +163,30 @@ impl Store {
         match &self.conn {
             Conn::Sqlite(_) => format!("SQLite {}", paths.db_path().display()),
             Conn::Pg(c) => format!("PostgreSQL {} schema {}", c.url_redacted(), c.channel()),
+            Conn::Parked(t) => format!(
+                "PostgreSQL {} schema {} (parked)",
+                db::pg::redact(&t.url),
+                t.schema()
+            ),
         }
     }
 
     /// True on a shared PostgreSQL server (rows of other hosts are expected).
     pub fn is_shared(&self) -> bool {
-        matches!(self.conn, Conn::Pg(_))
+        matches!(self.conn, Conn::Pg(_) | Conn::Parked(_))
+    }
+
+    /// Closes an idle PostgreSQL connection, keeping what it takes to reopen it (the next
+    /// [`Store::reconnect_if_broken`]): a long-lived `serve` then holds a server
+    /// connection only while it works, not all its life — a fleet's sessions would
+    /// otherwise use up the server's `max_connections` (its listener holds one anyway).
+    /// A listening connection, or one in a transaction, is kept. SQLite: nothing.
+    pub fn park(&mut self) {
+        let target = match &self.conn {
+            Conn::Pg(c) if !c.is_listening() && !self.conn.in_transaction() => c.target().clone(),
+            _ => return,
+        };
+        self.conn = Conn::Parked(Box::new(target));
     }
 
     /// The PostgreSQL connection, for listening to the project's notifications.
@@ -180,6 +199,7 @@ impl Store {
     pub fn reconnect_if_broken(&mut self) -> Result<()> {
         let target = match &self.conn {
             Conn::Pg(c) if c.is_closed() => c.target().clone(),
+            Conn::Parked(t) => (**t).clone(),
             _ => return Ok(()),
         };
         let fresh = Self::open_pg(&target)?;

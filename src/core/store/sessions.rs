@@ -210,7 +210,7 @@ impl Store {
             let marks: Vec<String> = (0..chunk.len()).map(|i| format!("?{}", i + 2)).collect();
             let marks = marks.join(",");
             let which = match self.conn {
-                Conn::Pg(_) => format!(
+                Conn::Pg(_) | Conn::Parked(_) => format!(
                     "SELECT session_id FROM sessions WHERE session_id IN ({marks})
                      ORDER BY session_id FOR UPDATE SKIP LOCKED"
                 ),

@@ -22,6 +22,16 @@ use std::cell::Cell;
 pub enum Conn {
     Sqlite(rusqlite::Connection),
     Pg(Box<pg::PgConn>),
+    /// A PostgreSQL connection closed while idle (`Store::park`): every statement fails
+    /// until `Store::reconnect_if_broken` opens it again.
+    Parked(Box<pg::Target>),
+}
+
+/// What a statement on a parked connection says.
+fn parked() -> anyhow::Error {
+    anyhow::Error::new(pg::Unreachable(
+        "not connected to the database server (closed while idle, or the server is away); reconnected on the next use".into(),
+    ))
 }
 
 impl Conn {
@@ -30,6 +40,7 @@ impl Conn {
         match self {
             Conn::Sqlite(c) => sqlite::execute(c, sql, args),
             Conn::Pg(c) => c.execute(sql, args),
+            Conn::Parked(_) => Err(parked()),
         }
     }
 
@@ -58,6 +69,7 @@ impl Conn {
         match self {
             Conn::Sqlite(c) => sqlite::for_each(c, sql, args, f),
             Conn::Pg(c) => c.for_each(sql, args, f),
+            Conn::Parked(_) => Err(parked()),
         }
     }
 
@@ -92,6 +104,7 @@ impl Conn {
         match self {
             Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
             Conn::Pg(c) => c.batch(sql),
+            Conn::Parked(_) => Err(parked()),
         }
     }
 
@@ -100,6 +113,7 @@ impl Conn {
         match self {
             Conn::Sqlite(c) => !c.is_autocommit(),
             Conn::Pg(c) => c.in_tx.get(),
+            Conn::Parked(_) => false,
         }
     }
 
@@ -109,6 +123,7 @@ impl Conn {
         match self {
             Conn::Sqlite(c) => c.execute_batch("BEGIN IMMEDIATE")?,
             Conn::Pg(c) => c.begin()?,
+            Conn::Parked(_) => return Err(parked()),
         }
         Ok(Tx {
             conn: self,
@@ -123,6 +138,7 @@ impl Conn {
         match self {
             Conn::Sqlite(_) => Ok(()),
             Conn::Pg(c) => c.notify(),
+            Conn::Parked(_) => Err(parked()),
         }
     }
 
@@ -130,7 +146,7 @@ impl Conn {
     pub fn sqlite(&self) -> Option<&rusqlite::Connection> {
         match self {
             Conn::Sqlite(c) => Some(c),
-            Conn::Pg(_) => None,
+            Conn::Pg(_) | Conn::Parked(_) => None,
         }
     }
 
@@ -138,14 +154,16 @@ impl Conn {
     pub fn sqlite_mut(&mut self) -> Result<&mut rusqlite::Connection> {
         match self {
             Conn::Sqlite(c) => Ok(c),
-            Conn::Pg(_) => Err(anyhow!("only an SQLite store is repaired by hand")),
+            Conn::Pg(_) | Conn::Parked(_) => {
+                Err(anyhow!("only an SQLite store is repaired by hand"))
+            }
         }
     }
 
     /// The PostgreSQL connection, when that is the engine.
     pub fn pg(&self) -> Option<&pg::PgConn> {
         match self {
-            Conn::Sqlite(_) => None,
+            Conn::Sqlite(_) | Conn::Parked(_) => None,
             Conn::Pg(c) => Some(c),
         }
     }
@@ -163,6 +181,7 @@ impl Tx<'_> {
         match self.conn {
             Conn::Sqlite(c) => Ok(c.execute_batch("COMMIT")?),
             Conn::Pg(c) => c.end("COMMIT"),
+            Conn::Parked(_) => Err(parked()),
         }
     }
 }
@@ -181,6 +200,7 @@ impl Drop for Tx<'_> {
             let _ = match self.conn {
                 Conn::Sqlite(c) => c.execute_batch("ROLLBACK").map_err(anyhow::Error::from),
                 Conn::Pg(c) => c.end("ROLLBACK"),
+                Conn::Parked(_) => Ok(()),
             };
         }
     }
