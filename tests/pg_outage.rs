@@ -8,25 +8,6 @@ mod common;
 use common::*;
 use serde_json::json;
 use std::path::Path;
-use std::process::Command;
-
-fn pg_ctl(dir: &Path, action: &str) {
-    let data = dir.join("data");
-    let log = dir.join("log");
-    let mut c = Command::new("runuser");
-    c.args(["-u", "postgres", "--"])
-        .arg(pg::pg_bin().join("pg_ctl"))
-        .arg("-D")
-        .arg(&data)
-        .args(["-w", "-t", "60", "-s"]);
-    if action == "start" {
-        c.arg("-l").arg(&log).arg("start");
-    } else {
-        c.args(["-m", "fast", "stop"]);
-    }
-    let out = c.output().expect("pg_ctl");
-    assert!(out.status.success(), "pg_ctl {action}: {out:?}");
-}
 
 fn lines(b: &[u8]) -> Vec<String> {
     String::from_utf8_lossy(b)
@@ -77,7 +58,7 @@ fn hooks_stay_quiet_while_the_server_is_down_and_resume_when_it_returns() {
     let (before, failed) = server.call("roster", json!({}));
     assert!(!failed && before.contains("SA-0utage00"), "{before}");
 
-    pg_ctl(&pg::cluster().dir, "stop");
+    pg::ctl(&pg::cluster().dir, "stop");
     let prompt = payload(id, json!({"prompt": "go on"}));
     let first = p.hook("UserPromptSubmit", &prompt, &env);
     assert!(
@@ -139,7 +120,7 @@ fn hooks_stay_quiet_while_the_server_is_down_and_resume_when_it_returns() {
     );
     assert!(!during.contains("orch-secret"), "{during}");
 
-    pg_ctl(&pg::cluster().dir, "start");
+    pg::ctl(&pg::cluster().dir, "start");
     let (after, failed) = server.call("roster", json!({}));
     assert!(
         !failed && after.contains("SA-0utage00"),

@@ -436,28 +436,8 @@ impl OwnCluster {
         Self { dir, url }
     }
 
-    /// As `scripts/pg-cluster` runs it: as user postgres under root.
     fn restart(&self) {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let mut c = if unsafe { libc::geteuid() } == 0 {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"])
-                .arg(pg::pg_bin().join("pg_ctl"));
-            c
-        } else {
-            Command::new(pg::pg_bin().join("pg_ctl"))
-        };
-        let out = c
-            .arg("-D")
-            .arg(self.dir.join("data"))
-            .arg("-l")
-            .arg(self.dir.join("log"))
-            .args(["-m", "fast", "-w", "-t", "30", "-s", "restart"])
-            .current_dir("/")
-            .stdin(Stdio::null())
-            .output()
-            .expect("pg_ctl restart");
-        assert!(out.status.success(), "pg_ctl restart: {out:?}");
+        pg::ctl(&self.dir, "restart");
     }
 }
 

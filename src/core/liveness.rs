@@ -169,30 +169,12 @@ mod tests {
     fn row(host: &str, boot: &str, heartbeat_ms: i64) -> SessionRow {
         SessionRow {
             session_id: "aaaaaaaa-x".into(),
-            id8: "aaaaaaaa".into(),
-            role: "subordinate".into(),
-            name: None,
-            started_at: clock::iso(heartbeat_ms),
             last_heartbeat_at: clock::iso(heartbeat_ms),
-            current_task: None,
-            kind: None,
             agent_pid: Some(1),
             agent_started_at: Some(1),
-            server_pid: None,
-            server_token: None,
             host: Some(host.into()),
             boot_id: Some(boot.into()),
-            evidence: None,
-            activity: None,
-            activity_since: None,
-            last_tool: None,
-            roster_hash: None,
-            worktree: None,
-            branch: None,
-            prompt_gist: None,
-            prompt_gist_at_ms: None,
-            title: None,
-            agent_cli: None,
+            ..SessionRow::default()
         }
     }
 

@@ -5,7 +5,7 @@
 //! Needs the server binaries (`apt-get install postgresql-15`; `.ci/run` installs them). Under
 //! root, as in CI, the server runs as user `postgres`; otherwise as the test's user.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
@@ -183,4 +183,30 @@ fn start() -> Result<Cluster, String> {
         ca_cert: get("ca")?.into(),
         _reaper: reaper,
     })
+}
+
+/// `pg_ctl start|stop|restart` on the cluster in `dir` (laid out by `scripts/pg-cluster`),
+/// as the script runs it: as user postgres under root; `fast` shutdown, waiting.
+#[allow(dead_code)]
+pub fn ctl(dir: &Path, action: &str) {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let mut c = if unsafe { libc::geteuid() } == 0 {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"])
+            .arg(pg_bin().join("pg_ctl"));
+        c
+    } else {
+        Command::new(pg_bin().join("pg_ctl"))
+    };
+    let out = c
+        .arg("-D")
+        .arg(dir.join("data"))
+        .arg("-l")
+        .arg(dir.join("log"))
+        .args(["-m", "fast", "-w", "-t", "60", "-s", action])
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .output()
+        .expect("pg_ctl");
+    assert!(out.status.success(), "pg_ctl {action}: {out:?}");
 }

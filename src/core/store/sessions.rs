@@ -10,7 +10,7 @@ use crate::core::identity::{AgentProcess, Evidence, SessionId};
 use anyhow::Result;
 
 /// One registry row.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SessionRow {
     pub session_id: String,
     pub id8: String,
