@@ -444,6 +444,22 @@ fn hosts_see_and_message_each_other_and_a_dead_host_leaves() {
             h.name
         );
     }
+    // The table says where each runs once the fleet spans hosts.
+    let table = a.run(&format!("exec {} status", quote(BIN)));
+    table.clean("status table on host A");
+    for s in &everyone {
+        let line = table
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("SA-{}", s.id8())))
+            .unwrap_or_else(|| panic!("no line for {}:\n{}", s.id, table.stdout));
+        assert!(line.contains(&s.host), "{line}");
+    }
+    assert!(
+        table.stdout.starts_with("SESSION     HOST"),
+        "{}",
+        table.stdout
+    );
     // A hook on host A names the sessions of the other hosts (A1 registered first, so its
     // roster changed since SessionStart and this turn shows it).
     let ctx = a1.prompt("look around the fleet");
