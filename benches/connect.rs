@@ -4,10 +4,10 @@
 //! schema and clock probe) and its open plus a first read (a fresh backend's first use of
 //! the tables).
 //!
-//!   ORCHESTRATOR_BENCH_PG="socket=postgresql:///db?host=DIR&port=P tcp=postgres://u@127.0.0.1:P/db" \
+//!   BENCH_PG_URLS="socket=postgresql:///db?host=DIR&port=P tcp=postgres://u@127.0.0.1:P/db" \
 //!     cargo bench --bench connect
 //!
-//! Each `name=URL` is measured (none: SQLite only); `ORCHESTRATOR_BENCH_RUNS` (default
+//! Each `name=URL` is measured (none: SQLite only); `BENCH_RUNS` (default
 //! 200) sets how many of each. A fresh project id per run of the bench, its schema
 //! dropped at the end.
 
@@ -42,7 +42,7 @@ fn line(what: &str, mut xs: Vec<f64>) {
 }
 
 fn main() {
-    let runs: usize = std::env::var("ORCHESTRATOR_BENCH_RUNS")
+    let runs: usize = std::env::var("BENCH_RUNS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(200);
@@ -61,7 +61,7 @@ fn main() {
         }),
     );
     let project_id = format!("bench-connect-{}", std::process::id());
-    let spec = std::env::var("ORCHESTRATOR_BENCH_PG").unwrap_or_default();
+    let spec = std::env::var("BENCH_PG_URLS").unwrap_or_default();
     for item in spec.split_whitespace() {
         let (name, url) = item.split_once('=').unwrap_or(("pg", item));
         let target = Target {
