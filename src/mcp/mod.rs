@@ -116,6 +116,9 @@ async fn serve() -> Result<i32> {
 }
 
 /// Heartbeats on a timer; while unbound, retries resolution with backoff (never gives up).
+/// Heartbeat intervals at least this long park the store's connection between ticks.
+const PARK_AFTER: Duration = Duration::from_secs(5);
+
 async fn heartbeat(state: Arc<ServerState>) {
     let interval = crate::core::settings::get().heartbeat;
     let shared = state.store().is_shared();
@@ -143,8 +146,10 @@ async fn heartbeat(state: Arc<ServerState>) {
         if state.binding().is_none() {
             backoff = (backoff * 2).min(Duration::from_secs(30));
         }
-        if shared {
-            // Between ticks the store connection is closed; a tool call reopens it.
+        if shared && interval >= PARK_AFTER {
+            // Between ticks the store connection is closed; a tool call reopens it. With
+            // short intervals (tests, load runs) reconnecting every tick would cost more
+            // than the connection it saves.
             state.park_store();
         }
     }
