@@ -157,20 +157,6 @@ impl Store {
         }
     }
 
-    /// The engine in words, for `doctor` and `status`: the SQLite file, or the server
-    /// (password hidden) and the project's schema.
-    pub fn describe_engine(&self, paths: &ProjectPaths) -> String {
-        match &self.conn {
-            Conn::Sqlite(_) => format!("SQLite {}", paths.db_path().display()),
-            Conn::Pg(c) => format!("PostgreSQL {} schema {}", c.url_redacted(), c.channel()),
-            Conn::Parked(t) => format!(
-                "PostgreSQL {} schema {} (parked)",
-                db::pg::redact(&t.url),
-                t.schema()
-            ),
-        }
-    }
-
     /// True on a shared PostgreSQL server (rows of other hosts are expected).
     pub fn is_shared(&self) -> bool {
         matches!(self.conn, Conn::Pg(_) | Conn::Parked(_))
@@ -180,10 +166,10 @@ impl Store {
     /// [`Store::reconnect_if_broken`]): a long-lived `serve` then holds a server
     /// connection only while it works, not all its life — a fleet's sessions would
     /// otherwise use up the server's `max_connections` (its listener holds one anyway).
-    /// A listening connection, or one in a transaction, is kept. SQLite: nothing.
+    /// One in a transaction is kept. SQLite: nothing.
     pub fn park(&mut self) {
         let target = match &self.conn {
-            Conn::Pg(c) if !c.is_listening() && !self.conn.in_transaction() => c.target().clone(),
+            Conn::Pg(c) if !self.conn.in_transaction() => c.target().clone(),
             _ => return,
         };
         self.conn = Conn::Parked(Box::new(target));
@@ -202,14 +188,8 @@ impl Store {
             Conn::Parked(t) => (**t).clone(),
             _ => return Ok(()),
         };
-        let fresh = Self::open_pg(&target)?;
-        let listening = self.conn.pg().is_some_and(|c| c.is_listening());
-        *self = fresh;
-        if listening {
-            if let Some(c) = self.conn.pg() {
-                c.listen()?;
-            }
-        }
+        // A store's connection never listens (listeners are `core::changes`'s own).
+        *self = Self::open_pg(&target)?;
         Ok(())
     }
 }

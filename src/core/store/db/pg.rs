@@ -100,7 +100,6 @@ pub struct PgConn {
     pub(super) in_tx: Cell<bool>,
     lock_key: i64,
     channel: String,
-    url: String,
     target: Target,
     listening: Cell<bool>,
     notes: mpsc::Receiver<()>,
@@ -171,7 +170,6 @@ impl PgConn {
             in_tx: Cell::new(false),
             lock_key: target.lock_key(),
             channel: schema,
-            url: redact(&target.url),
             target: target.clone(),
             listening: Cell::new(false),
             notes,
@@ -275,11 +273,6 @@ impl PgConn {
         };
         while self.notes.try_recv().is_ok() {}
         Ok(got)
-    }
-
-    /// The server's URL with any password hidden.
-    pub fn url_redacted(&self) -> &str {
-        &self.url
     }
 
     /// The schema (and notification channel) of this project.
